@@ -1,0 +1,1 @@
+"""stars_jax: MAMP and STARS for 3D skeleton action recognition in JAX/Flax."""
