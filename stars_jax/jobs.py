@@ -1,0 +1,46 @@
+"""The jobs `main` runs, one per `config.stage`; each returns the metrics that go into results.json."""
+import pathlib
+from typing import Any, Callable
+
+import jax
+import ml_collections
+
+from stars_jax.data import sources
+from stars_jax.data.npz import open_split
+from stars_jax.evaluate import features, probe
+from stars_jax.models.mamp import encoder_of
+from stars_jax.train import pretrain
+
+
+def pretrain_job(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> dict[str, Any]:
+  """MAMP pretraining, then (if `probe.enabled`) frozen-feature checks of the encoder vs a random one."""
+  run = pretrain.train(config, workdir)
+  results: dict[str, Any] = {"pretrain": {
+      "steps": run["steps"], "steps_per_epoch": run["steps_per_epoch"],
+      "wall_time_s": run["wall_time_s"], **run["final_metrics"]}}
+  if config.probe.enabled:
+    path = sources.dataset_path(config.data)
+    train_split, test_split = open_split(path, "train"), open_split(path, "test")
+    encoder = encoder_of(run["model"])
+    trained = features.encoder_params(jax.device_get(run["state"].params))
+    schedule = pretrain.make_schedule(config, run["steps_per_epoch"])
+    random_init, _ = pretrain.init_state(_reseeded(config), run["model"], schedule, run["mesh"])
+    untrained = features.encoder_params(jax.device_get(random_init.params))
+    for name, params in (("stage1", trained), ("random_init", untrained)):
+      accs = probe.probe(encoder, params, train_split, test_split, config.data, config.probe.batch_size,
+                         run["mesh"])
+      for metric, value in accs.items():
+        results.setdefault(metric, {})[name] = value
+  return results
+
+
+def _reseeded(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+  """The same config with another seed (for the randomly initialised reference encoder)."""
+  other = ml_collections.ConfigDict(config.to_dict())
+  other.seed = config.seed + 1
+  return other
+
+
+JOBS: dict[str, Callable[[ml_collections.ConfigDict, pathlib.Path], dict[str, Any]]] = {
+    "pretrain": pretrain_job,
+}

@@ -1,0 +1,55 @@
+"""Command line: `python -m stars_jax.main --config=configs/<file>.py --workdir=DIR` (or `stars-jax ...`).
+
+Runs the job named by `config.stage` and writes DIR/results.json with its final metrics and the config.
+Any config value can be overridden, e.g. `--config.batch_size=64 --config.optim.epochs=10`.
+"""
+import json
+import logging
+import os
+import pathlib
+import sys
+
+import jax
+from absl import app, flags
+from ml_collections import config_flags
+
+from stars_jax import jobs
+
+_CONFIG = config_flags.DEFINE_config_file("config", None, "Path to a config file with get_config().")
+_WORKDIR = flags.DEFINE_string("workdir", None, "Directory for checkpoints, logs and results.json.")
+_DISTRIBUTED = flags.DEFINE_bool(
+    "distributed", False, "Call jax.distributed.initialize() (multi-host runs; the cluster is auto-detected).")
+
+
+def write_json_atomic(path: pathlib.Path, payload: dict) -> None:
+  tmp = path.with_suffix(path.suffix + ".tmp")
+  tmp.write_text(json.dumps(payload, indent=2, sort_keys=True, default=str))
+  os.replace(tmp, path)
+
+
+def main(argv) -> None:
+  del argv
+  if _DISTRIBUTED.value:
+    jax.distributed.initialize()
+  config = _CONFIG.value
+  workdir = pathlib.Path(_WORKDIR.value)
+  workdir.mkdir(parents=True, exist_ok=True)
+  if config.stage not in jobs.JOBS:
+    raise ValueError(f"config.stage={config.stage!r}; known stages: {sorted(jobs.JOBS)}")
+  logging.info("Devices: %s; stage %s; workdir %s", jax.devices(), config.stage, workdir)
+  results = jobs.JOBS[config.stage](config, workdir)
+  results["config"] = config.to_dict()
+  results["devices"] = [d.device_kind for d in jax.devices()]
+  if jax.process_index() == 0:
+    write_json_atomic(workdir / "results.json", results)
+    logging.info("Wrote %s", workdir / "results.json")
+
+
+def run() -> None:
+  """Console-script entry point (`stars-jax`)."""
+  flags.mark_flags_as_required(["config", "workdir"])
+  app.run(main, argv=sys.argv)
+
+
+if __name__ == "__main__":
+  run()
