@@ -1,8 +1,9 @@
 """Memory-mapped reader for the official skeleton npz files (SPEC §1.4).
 
-The files are `np.savez` archives of 10-20 GB with keys x_train (N, 300, 150) float32, y_train (N, C)
-one-hot, x_test, y_test. `np.load(path, mmap_mode='r')` does not memory-map npz members (it reads a
-whole member on access), so we locate each uncompressed member inside the zip and map it directly.
+The files are `np.savez` archives of 10-20 GB with keys x_train (N, 300, 150) float32,
+y_train (N, C) one-hot, x_test, y_test. `np.load(path, mmap_mode='r')` does not memory-map npz
+members (it reads a whole member on access), so we locate each uncompressed member inside the zip
+and map it directly.
 """
 import dataclasses
 import errno
@@ -84,7 +85,7 @@ def memmap_member(path: str | pathlib.Path, key: str) -> np.ndarray:
       raise NpzFormatError(f"{path}: member {member!r} is not a readable .npy array: {e}") from e
     offset = f.tell()
   if dtype.hasobject:
-    raise NpzFormatError(f"{path}: member {member!r} holds Python objects and cannot be memory-mapped")
+    raise NpzFormatError(f"{path}: member {member!r} holds Python objects; cannot memory-map it")
   if np.prod(shape) == 0:  # mmap cannot map zero bytes
     empty = np.empty(shape, dtype)
     empty.flags.writeable = False
@@ -94,7 +95,7 @@ def memmap_member(path: str | pathlib.Path, key: str) -> np.ndarray:
 
 
 def open_split(path: str | pathlib.Path, split: str) -> SkeletonSplit:
-  """Open keys x_<split> (memory-mapped) and y_<split> (loaded, converted to int labels) of an npz."""
+  """Open x_<split> (memory-mapped) and y_<split> (loaded as int labels) of a skeleton npz."""
   path = pathlib.Path(path)
   if split not in SPLITS:
     raise ValueError(f"split must be one of {SPLITS}, got {split!r}")

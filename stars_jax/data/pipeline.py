@@ -1,4 +1,4 @@
-"""Host-side grain input pipeline: reads raw samples; all augmentation runs on device (transforms.py).
+"""Host-side grain input pipeline: reads raw samples; augmentation runs on device (transforms.py).
 
 Records are {'x': (T, 150) float32, 'label': int32, 'index': int32 (dataset index)}. Both iterators
 are defined by random access on a global element stream: global batch i holds stream elements
@@ -36,7 +36,8 @@ def _host_batch_size(global_batch_size: int, process_index: int, process_count: 
   return global_batch_size // process_count
 
 
-def _global_position(local: int, global_batch_size: int, host_batch: int, process_index: int) -> int:
+def _global_position(local: int, global_batch_size: int, host_batch: int,
+                     process_index: int) -> int:
   """Stream position of this host's `local`-th element: its slice of global batch local // (B/P)."""
   step, offset = divmod(local, host_batch)
   return step * global_batch_size + process_index * host_batch + offset
@@ -150,7 +151,8 @@ def train_iterator(split: SkeletonSplit, *, global_batch_size: int, seed: int,
   logging.info("train pipeline: %d samples, %d steps/epoch, host %d/%d gets %d of %d per step",
                num_samples, epoch_steps, process_index, process_count, host_batch,
                global_batch_size)
-  config = {"seed": seed, "global_batch_size": global_batch_size, "num_samples": num_samples}
+  config = {"seed": int(seed), "global_batch_size": int(global_batch_size),
+            "num_samples": num_samples}
   read_options = grain.ReadOptions(num_threads=num_threads, prefetch_buffer_size=prefetch)
   return ResumableIterator(dataset, read_options, config)
 

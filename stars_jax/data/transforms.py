@@ -1,4 +1,4 @@
-"""MAMP feeder transforms (SPEC §1.6) as pure JAX functions, applied on device inside the jitted step.
+"""MAMP feeder transforms (SPEC §1.6) as pure JAX functions, run on device inside the jitted step.
 
 The per-sample functions take one raw sample (T, 150) and are vmapped over the batch by
 `augment_batch`. Crop lengths are data dependent, so cropping and resizing are expressed as a gather
@@ -42,7 +42,8 @@ def crop_window(valid: jax.Array, key: jax.Array | None, p_interval: Sequence[fl
                 num_frames: int) -> tuple[jax.Array, jax.Array]:
   """(start, length) of the temporal crop of valid_crop_resize (SPEC §1.6 step 2), int32 scalars.
 
-  p_interval = (p,): deterministic centre crop [bias, valid - bias) with bias = int((1 - p) valid / 2).
+  p_interval = (p,): deterministic centre crop [bias, valid - bias),
+  bias = int((1 - p) valid / 2).
   p_interval = (lo, hi): p ~ U(lo, hi), length = min(max(floor(valid p), 64), valid),
   start ~ U{0, ..., valid - length}. `key` is only needed in this random case.
   """
@@ -63,33 +64,46 @@ def crop_window(valid: jax.Array, key: jax.Array | None, p_interval: Sequence[fl
   return start, length
 
 
-def resize_weights(length: jax.Array, window: int) -> tuple[jax.Array, jax.Array, jax.Array]:
+@functools.lru_cache(maxsize=8)
+def _resize_table(max_length: int, window: int) -> tuple[np.ndarray, np.ndarray]:
+  """Host-computed i0 (L+1, window) int32 and w1 (L+1, window) float32 for lengths 0..L."""
+  length = np.arange(max_length + 1, dtype=np.int64)[:, None]  # (L+1, 1)
+  scale = length.astype(np.float32) / np.float32(window)
+  s = scale * (np.arange(window, dtype=np.float32) + np.float32(0.5)) - np.float32(0.5)
+  s = np.maximum(s, np.float32(0))  # (L+1, window)
+  last = np.maximum(length - 1, 0)  # length 0 happens for an all-zero sample
+  i0 = np.minimum(np.floor(s).astype(np.int64), last)
+  w1 = np.clip(s - i0.astype(np.float32), np.float32(0), np.float32(1))
+  return i0.astype(np.int32), w1.astype(np.float32)
+
+
+def resize_weights(length: jax.Array, window: int,
+                   max_length: int) -> tuple[jax.Array, jax.Array, jax.Array]:
   """Neighbour offsets i0, i1 (window,) int32 and weight w1 (window,) of PyTorch linear resize.
 
   Matches F.interpolate(mode='bilinear', align_corners=False) along one axis from `length` to
   `window` samples, in float32 as PyTorch computes it: scale = L / window,
   s = max(scale (i + 0.5) - 0.5, 0), i0 = min(floor(s), L - 1), i1 = min(i0 + 1, L - 1),
   w1 = clip(s - i0, 0, 1); output_i = (1 - w1) x[i0] + w1 x[i1]. No antialiasing.
+  The values for every length in [0, max_length] are tabulated on the host in numpy float32:
+  compiled XLA rewrites L / window as L * (1 / window), which moves s by an ulp and w1 by ~1e-5.
   """
+  i0_table, w1_table = _resize_table(max_length, window)
   length = jnp.asarray(length, jnp.int32)
-  scale = length.astype(jnp.float32) / jnp.float32(window)
-  s = scale * (jnp.arange(window, dtype=jnp.float32) + jnp.float32(0.5)) - jnp.float32(0.5)
-  s = jnp.maximum(s, 0.0)  # (window,)
-  last = jnp.maximum(length - 1, 0)  # guards length 0 (an all-zero sample)
-  i0 = jnp.minimum(jnp.floor(s).astype(jnp.int32), last)
-  i1 = jnp.minimum(i0 + 1, last)
-  w1 = jnp.clip(s - i0.astype(jnp.float32), 0.0, 1.0)
+  i0 = jnp.asarray(i0_table)[length]  # (window,)
+  w1 = jnp.asarray(w1_table)[length]  # (window,)
+  i1 = jnp.minimum(i0 + 1, jnp.maximum(length - 1, 0))
   return i0, i1, w1
 
 
 def crop_resize(x: jax.Array, valid: jax.Array, key: jax.Array | None,
                 p_interval: Sequence[float], window: int) -> jax.Array:
-  """valid_crop_resize (SPEC §1.6 step 2): crop frames along axis 0, then linearly resize to `window`.
+  """valid_crop_resize (SPEC §1.6 step 2): crop frames (axis 0), then linearly resize to `window`.
 
   x: (T, ...) -> (window, ...). The crop is a gather from the full array, so shapes stay static.
   """
   start, length = crop_window(valid, key, p_interval, x.shape[0])
-  i0, i1, w1 = resize_weights(length, window)
+  i0, i1, w1 = resize_weights(length, window, x.shape[0])
   x0 = jnp.take(x, start + i0, axis=0, mode="clip")  # (window, ...)
   x1 = jnp.take(x, start + i1, axis=0, mode="clip")  # (window, ...)
   w1 = w1.reshape((window,) + (1,) * (x.ndim - 1)).astype(x.dtype)
@@ -119,7 +133,7 @@ def apply_rotation(x: jax.Array, r: jax.Array) -> jax.Array:
 
 
 def _augment_sample(key: jax.Array | None, x: jax.Array, *, p_interval: Sequence[float],
-                    window: int, rotate_sample: bool) -> jax.Array:
+                    window: int, rotate_sample: bool, max_angle: float) -> jax.Array:
   """One raw sample (T, 150) -> model input (M, window, V, C)."""
   crop_key = rot_key = None
   if key is not None:
@@ -127,12 +141,12 @@ def _augment_sample(key: jax.Array | None, x: jax.Array, *, p_interval: Sequence
   x = crop_resize(x, valid_length(x), crop_key, p_interval, window)  # (window, 150)
   x = to_persons(x)  # (M, window, V, C)
   if rotate_sample:
-    x = apply_rotation(x, random_rotation(rot_key))
+    x = apply_rotation(x, random_rotation(rot_key, max_angle))
   return x
 
 
 def augment_batch(key: jax.Array | None, x: jax.Array, *, p_interval: Sequence[float],
-                  window: int, rotate: bool) -> jax.Array:
+                  window: int, rotate: bool, max_angle: float = 0.3) -> jax.Array:
   """Feeder transforms for a batch with independent per-sample randomness.
 
   x: (B, T, 150) raw samples -> (B, M, window, V, C) float32. `key` may be None only for the
@@ -140,7 +154,7 @@ def augment_batch(key: jax.Array | None, x: jax.Array, *, p_interval: Sequence[f
   """
   x = jnp.asarray(x, jnp.float32)
   fn = functools.partial(_augment_sample, p_interval=tuple(p_interval), window=window,
-                         rotate_sample=rotate)
+                         rotate_sample=rotate, max_angle=max_angle)
   if key is None:
     if len(p_interval) != 1 or rotate:
       raise ValueError("augment_batch needs a PRNG key for random crops or rotation")

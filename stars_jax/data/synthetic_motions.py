@@ -1,0 +1,513 @@
+"""Kinematic skeleton and procedural action primitives of the synthetic NTU stand-in (see `synthetic.py`).
+
+A person is animated by joint-angle *controls* (radians; one (T,) trajectory each, additive) that drive a
+25-joint Kinect-v2 kinematic tree (SPEC §1.1) through forward kinematics. Body frame: x = the person's left,
+y = up, z = forward; metres. An action class adds its controls to one person, or to two for interactions.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Callable, Mapping
+
+import numpy as np
+
+FPS = 30.0
+NUM_JOINTS = 25
+DEG = np.pi / 180
+
+# 0-based Kinect-v2 joint ids (SPEC §1.1 numbers them from 1).
+SPINE_BASE, SPINE_MID, NECK, HEAD = 0, 1, 2, 3
+L_SHOULDER, L_ELBOW, L_WRIST, L_HAND = 4, 5, 6, 7
+R_SHOULDER, R_ELBOW, R_WRIST, R_HAND = 8, 9, 10, 11
+L_HIP, L_KNEE, L_ANKLE, L_FOOT = 12, 13, 14, 15
+R_HIP, R_KNEE, R_ANKLE, R_FOOT = 16, 17, 18, 19
+SPINE_SHOULDER, L_HAND_TIP, L_THUMB, R_HAND_TIP, R_THUMB = 20, 21, 22, 23, 24
+
+# SPEC §1.1 bone pairs (child, parent), 0-based, without the (21, 21) self-loop. All are rigid here.
+BONES = ((0, 1), (1, 20), (2, 20), (3, 2), (4, 20), (5, 4), (6, 5), (7, 6), (8, 20), (9, 8), (10, 9),
+         (11, 10), (12, 0), (13, 12), (14, 13), (15, 14), (16, 0), (17, 16), (18, 17), (19, 18), (21, 22),
+         (22, 7), (23, 24), (24, 11))
+
+# Kinematic tree in topological order: (joint, parent, rest offset at scale 1, bone-length group).
+# Hand tip and thumb hang off the hand (the SPEC's tip->thumb pair stays rigid all the same).
+_AXIAL = (
+    (SPINE_MID, SPINE_BASE, (0.0, 0.27, 0.0), "spine"),
+    (SPINE_SHOULDER, SPINE_MID, (0.0, 0.22, -0.01), "spine"),
+    (NECK, SPINE_SHOULDER, (0.0, 0.07, 0.0), "neck"),
+    (HEAD, NECK, (0.0, 0.13, 0.02), "neck"),
+)
+_LEFT = (
+    (L_SHOULDER, SPINE_SHOULDER, (0.17, -0.03, -0.01), "shoulders"),
+    (L_ELBOW, L_SHOULDER, (0.03, -0.27, 0.0), "upper_arm"),
+    (L_WRIST, L_ELBOW, (0.0, -0.25, 0.01), "forearm"),
+    (L_HAND, L_WRIST, (0.0, -0.07, 0.0), "hand"),
+    (L_HAND_TIP, L_HAND, (0.0, -0.08, 0.01), "hand"),
+    (L_THUMB, L_HAND, (-0.02, -0.03, 0.04), "hand"),
+    (L_HIP, SPINE_BASE, (0.08, -0.06, 0.0), "hips"),
+    (L_KNEE, L_HIP, (0.0, -0.41, 0.01), "thigh"),
+    (L_ANKLE, L_KNEE, (0.0, -0.40, -0.02), "shin"),
+    (L_FOOT, L_ANKLE, (0.0, -0.05, 0.11), "foot"),
+)
+_MIRROR = {SPINE_SHOULDER: SPINE_SHOULDER, SPINE_BASE: SPINE_BASE, L_SHOULDER: R_SHOULDER, L_ELBOW: R_ELBOW,
+           L_WRIST: R_WRIST, L_HAND: R_HAND, L_HAND_TIP: R_HAND_TIP, L_THUMB: R_THUMB, L_HIP: R_HIP,
+           L_KNEE: R_KNEE, L_ANKLE: R_ANKLE, L_FOOT: R_FOOT}
+_TREE = _AXIAL + _LEFT + tuple(
+    (_MIRROR[j], _MIRROR[p], (-o[0], o[1], o[2]), g) for j, p, o, g in _LEFT)
+BONE_GROUPS = tuple(sorted({g for *_, g in _TREE}))
+_ANKLE_HEIGHT = 0.08  # ankle joint above the floor, metres
+_FIDGET_PROB = 0.3  # probability of each of two possible incidental gestures in a performance
+
+_SIDE_CONTROLS = ("sh_flex", "sh_abd", "sh_hadd", "sh_twist", "elbow", "wrist", "hip_flex", "hip_abd",
+                  "knee", "ankle")
+_AXIAL_CONTROLS = ("yaw", "spine_pitch", "spine_roll", "spine_yaw", "neck_pitch")
+_ROOT_CONTROLS = ("root_x", "root_y", "root_z")
+_MIRROR_NEGATED = ("root_x", "yaw", "spine_roll", "spine_yaw")
+CONTROLS = _ROOT_CONTROLS + _AXIAL_CONTROLS + tuple(s + n for s in ("l_", "r_") for n in _SIDE_CONTROLS)
+
+
+class Controls:
+  """Additive control trajectories of one person over T frames; unset controls are zero."""
+
+  def __init__(self, num_frames: int):
+    self.num_frames = num_frames
+    self._values: dict[str, np.ndarray] = {}
+
+  def __getitem__(self, name: str) -> np.ndarray:
+    return self._values.get(name, np.zeros(self.num_frames))
+
+  def add(self, name: str, value: np.ndarray | float) -> None:
+    if name not in CONTROLS:
+      raise KeyError(f"unknown control {name!r}")
+    self._values[name] = self[name] + value
+
+  def mirrored(self) -> Controls:
+    """The left-right mirror image: sides swapped, sideways translation and rotations negated."""
+    out = Controls(self.num_frames)
+    for name, value in self._values.items():
+      if name[:2] in ("l_", "r_"):
+        out.add({"l_": "r_", "r_": "l_"}[name[:2]] + name[2:], value)
+      else:
+        out.add(name, -value if name in _MIRROR_NEGATED else value)
+    return out
+
+  def both(self, name: str, value: np.ndarray | float) -> None:
+    """Adds the same value to the left and right control `name` (e.g. 'sh_flex')."""
+    self.add("l_" + name, value)
+    self.add("r_" + name, value)
+
+
+def rest_offsets(scales: Mapping[str, float]) -> np.ndarray:
+  """Rest offsets (25, 3) of each joint from its parent, every bone group scaled by `scales[group]`."""
+  offsets = np.zeros((NUM_JOINTS, 3))
+  for joint, _, offset, group in _TREE:
+    offsets[joint] = np.asarray(offset) * scales[group]
+  return offsets
+
+
+def _rot(axis: int, angle: np.ndarray) -> np.ndarray:
+  """Right-handed rotations (..., 3, 3) about body axis `axis` (0 = x, 1 = y, 2 = z) by `angle` (...)."""
+  c, s = np.cos(angle), np.sin(angle)
+  i, j = ((1, 2), (2, 0), (0, 1))[axis]
+  r = np.zeros(np.shape(angle) + (3, 3))
+  r[..., axis, axis] = 1.0
+  r[..., i, i] = r[..., j, j] = c
+  r[..., i, j], r[..., j, i] = -s, s
+  return r
+
+
+def _local_rotations(c: Controls) -> dict[int, np.ndarray]:
+  """Rotation (T, 3, 3) of the bone ending at each driven joint, relative to its parent bone."""
+  rots = {
+      SPINE_MID: _rot(1, 0.5 * c["spine_yaw"]) @ _rot(2, 0.6 * c["spine_roll"]) @ _rot(0, 0.6 * c["spine_pitch"]),
+      SPINE_SHOULDER: _rot(1, 0.5 * c["spine_yaw"]) @ _rot(2, 0.4 * c["spine_roll"]) @ _rot(0, 0.4 * c["spine_pitch"]),
+      HEAD: _rot(0, c["neck_pitch"]),
+  }
+  for s, sign, (elbow, wrist, hand, knee, ankle, foot) in (
+      ("l_", 1.0, (L_ELBOW, L_WRIST, L_HAND, L_KNEE, L_ANKLE, L_FOOT)),
+      ("r_", -1.0, (R_ELBOW, R_WRIST, R_HAND, R_KNEE, R_ANKLE, R_FOOT))):
+    # Upper arm: twist about its own axis, flex forward, abduct sideways, then swing horizontally inward.
+    rots[elbow] = (_rot(1, -sign * c[s + "sh_hadd"]) @ _rot(2, sign * c[s + "sh_abd"])
+                   @ _rot(0, -c[s + "sh_flex"]) @ _rot(1, sign * c[s + "sh_twist"]))
+    rots[wrist] = _rot(0, -c[s + "elbow"])
+    rots[hand] = _rot(0, -c[s + "wrist"])
+    rots[knee] = _rot(2, sign * c[s + "hip_abd"]) @ _rot(0, -c[s + "hip_flex"])
+    rots[ankle] = _rot(0, c[s + "knee"])
+    rots[foot] = _rot(0, -c[s + "ankle"])
+  return rots
+
+
+def _support(c: Controls, offsets: np.ndarray) -> np.ndarray:
+  """Pelvis offset (T, 3) that keeps the supporting (longer vertical) leg's ankle on the floor below the hip."""
+  thigh, shin = np.linalg.norm(offsets[L_KNEE]), np.linalg.norm(offsets[L_ANKLE])
+  heights, shifts = [], []
+  for s in ("l_", "r_"):
+    hip, knee = c[s + "hip_flex"], c[s + "knee"]
+    heights.append((thigh * np.cos(hip) + shin * np.cos(knee - hip)) * np.cos(c[s + "hip_abd"]))
+    shifts.append(thigh * np.sin(hip) - shin * np.sin(knee - hip))  # ankle ahead of the hip
+  w = 1.0 / (1.0 + np.exp(-(heights[0] - heights[1]) / 0.02))  # ~1 where the left leg supports
+  height = w * heights[0] + (1 - w) * heights[1] - offsets[L_HIP, 1] + _ANKLE_HEIGHT
+  shift = w * shifts[0] + (1 - w) * shifts[1]
+  return np.stack([np.zeros_like(height), height, -shift], axis=-1)  # (T, 3)
+
+
+def forward_kinematics(c: Controls, offsets: np.ndarray) -> np.ndarray:
+  """Joint positions (T, 25, 3) in the body frame (floor at y = 0) from controls and rest offsets (25, 3)."""
+  t = c.num_frames
+  local = _local_rotations(c)
+  glob = np.empty((t, NUM_JOINTS, 3, 3))  # (T, V, 3, 3) orientation of the bone ending at each joint
+  pos = np.empty((t, NUM_JOINTS, 3))  # (T, V, 3)
+  glob[:, SPINE_BASE] = _rot(1, c["yaw"])
+  root = np.stack([c["root_x"], c["root_y"], c["root_z"]], axis=-1)  # (T, 3)
+  pos[:, SPINE_BASE] = root + np.einsum("tij,tj->ti", glob[:, SPINE_BASE], _support(c, offsets))
+  for joint, parent, _, _ in _TREE:
+    glob[:, joint] = glob[:, parent] @ local[joint] if joint in local else glob[:, parent]
+    pos[:, joint] = pos[:, parent] + glob[:, joint] @ offsets[joint]
+  return pos
+
+
+def random_posture(rng: np.random.Generator) -> dict[str, float]:
+  """A subject's habitual stance: constant offsets of a few controls (radians)."""
+  return {"spine_pitch": rng.uniform(-3, 6) * DEG, "neck_pitch": rng.uniform(-5, 10) * DEG,
+          "l_sh_abd": rng.uniform(4, 14) * DEG, "r_sh_abd": rng.uniform(4, 14) * DEG,
+          "l_elbow": rng.uniform(5, 25) * DEG, "r_elbow": rng.uniform(5, 25) * DEG,
+          "l_knee": rng.uniform(0, 8) * DEG, "r_knee": rng.uniform(0, 8) * DEG,
+          "l_hip_abd": rng.uniform(0, 6) * DEG, "r_hip_abd": rng.uniform(0, 6) * DEG}
+
+
+def add_idle(c: Controls, posture: Mapping[str, float], t: np.ndarray, rng: np.random.Generator) -> None:
+  """Adds the posture plus a slow random sway on every angle, so that no limb is perfectly still."""
+  for name, value in posture.items():
+    c.add(name, value)
+  angles = CONTROLS[len(_ROOT_CONTROLS):]
+  amp = rng.uniform(0.5, 2.5, len(angles)) * DEG
+  freq = rng.uniform(0.1, 0.5, len(angles))
+  phase = rng.uniform(0, 2 * np.pi, len(angles))
+  sway = amp[:, None] * np.sin(2 * np.pi * freq[:, None] * t + phase[:, None])  # (K, T)
+  for name, value in zip(angles, sway):
+    c.add(name, value)
+  c.add("yaw", rng.uniform(-20, 20) * DEG * (t - t[0]) / (t[-1] - t[0]))  # slowly turning
+  for _ in range(rng.binomial(2, _FIDGET_PROB)):  # incidental gestures (scratch, shift weight) at random times
+    side, start = rng.choice(["l_", "r_"]), rng.uniform(0, 0.7)
+    bump = _pulse(t, *np.quantile(t, [start, start + rng.uniform(0.15, 0.3)]))  # (T,)
+    if rng.random() < 0.7:
+      c.add(side + "sh_flex", bump * rng.uniform(20, 70) * DEG)
+      c.add(side + "elbow", bump * rng.uniform(30, 110) * DEG)
+    else:
+      c.add(side + "hip_flex", bump * rng.uniform(5, 20) * DEG)
+      c.add(side + "knee", bump * rng.uniform(10, 35) * DEG)
+
+
+# ---------------------------------------------------------------------------------------------- primitives
+
+
+@dataclasses.dataclass(frozen=True)
+class Ctx:
+  """Timing and style of one performance, shared by the persons of an action."""
+
+  u: np.ndarray  # (T,) action phase: 0 before the action window, rising to 1 at its end, 1 after
+  t: np.ndarray  # (T,) seconds since the window start, clipped to the window
+  seconds: float  # window duration
+  rate: float  # tempo factor of oscillations (> 1: faster)
+  amp: float  # amplitude factor
+  distance: float  # initial distance between two persons, metres
+  rng: np.random.Generator
+
+  def hz(self, base: float) -> float:
+    return base * self.rate * self.rng.uniform(0.85, 1.15)
+
+  def ang(self, lo: float, hi: float) -> float:
+    """A random angle in [lo, hi] degrees scaled by the amplitude factor, in radians."""
+    return self.amp * self.rng.uniform(lo, hi) * DEG
+
+  def osc(self, base_hz: float) -> np.ndarray:
+    """sin(2 pi f t + random phase) at a style-scaled frequency around base_hz."""
+    return np.sin(2 * np.pi * self.hz(base_hz) * self.t + self.rng.uniform(0, 2 * np.pi))
+
+
+def _ramp(u: np.ndarray, a: float, b: float) -> np.ndarray:
+  """Smoothstep from 0 at u <= a to 1 at u >= b."""
+  x = np.clip((u - a) / (b - a), 0.0, 1.0)
+  return x * x * (3 - 2 * x)
+
+
+def _hold(u: np.ndarray, a: float, b: float, ramp: float) -> np.ndarray:
+  """1 on [a + ramp, b - ramp], smooth ramps on both sides, 0 outside [a, b]."""
+  return _ramp(u, a, a + ramp) * (1 - _ramp(u, b - ramp, b))
+
+
+def _pulse(u: np.ndarray, a: float, b: float) -> np.ndarray:
+  """Raised-cosine bump on [a, b], peak 1 at its centre."""
+  return np.sin(np.pi * np.clip((u - a) / (b - a), 0.0, 1.0)) ** 2
+
+
+def _gait(ctx: Ctx, c: Controls, env: np.ndarray, hip: float, knee: float, arm: float) -> None:
+  """Alternating leg swing with knee lift and opposite arm swing, scaled by the envelope (T,)."""
+  phase = 2 * np.pi * ctx.hz(0.9) * ctx.t
+  for s, shift in (("l_", 0.0), ("r_", np.pi)):
+    c.add(s + "hip_flex", env * hip * np.sin(phase + shift))
+    c.add(s + "knee", env * knee * (0.5 + 0.5 * np.cos(phase + shift)) ** 2)
+    c.add(s + "sh_flex", -env * arm * np.sin(phase + shift))
+
+
+def _approach(ctx: Ctx, c: Controls, gap: float, until: float) -> float:
+  """Walks forward during u in [0.05, until] to close half of (distance - gap); returns the distance walked."""
+  walk = max(ctx.distance - gap, 0.0) / 2
+  c.add("root_z", walk * _ramp(ctx.u, 0.05, until))
+  _gait(ctx, c, _pulse(ctx.u, 0.03, until + 0.03), 20 * DEG, 35 * DEG, 12 * DEG)
+  return walk
+
+
+def wave(ctx: Ctx, a: Controls, b: Controls | None) -> None:
+  e, core = _hold(ctx.u, 0, 1, 0.2), _hold(ctx.u, 0.15, 0.85, 0.15)
+  if ctx.rng.random() < 0.6:  # overhead: forearm up, waving sideways
+    raise_, mix = ctx.ang(80, 130), ctx.rng.uniform(0.0, 0.4)
+    a.add("r_sh_abd", e * raise_ * (1 - mix))
+    a.add("r_sh_flex", e * raise_ * mix)
+    a.add("r_sh_twist", e * 80 * DEG)
+    a.add("r_elbow", e * ctx.ang(40, 95) + core * ctx.ang(20, 35) * ctx.osc(2.2))
+  else:  # in front of the chest, waving with the forearm
+    a.add("r_sh_flex", e * ctx.ang(45, 80))
+    a.add("r_elbow", e * ctx.ang(70, 100))
+    a.add("r_sh_hadd", core * ctx.ang(15, 30) * ctx.osc(2.2))
+
+
+def raise_arm(ctx: Ctx, a: Controls, b: Controls | None) -> None:
+  e, raise_, mix = _hold(ctx.u, 0, 1, 0.35), ctx.ang(110, 170), ctx.rng.uniform(0.4, 1.0)
+  a.add("r_sh_flex", e * raise_ * mix)
+  a.add("r_sh_abd", e * raise_ * (1 - mix))
+  a.add("r_sh_twist", e * 40 * DEG)
+  a.add("r_elbow", e * ctx.ang(0, 40))
+
+
+def raise_both_arms(ctx: Ctx, a: Controls, b: Controls | None) -> None:
+  e, raise_, mix = _hold(ctx.u, 0, 1, 0.3), ctx.ang(140, 175), ctx.rng.uniform(0.0, 1.0)
+  a.both("sh_flex", e * raise_ * mix)
+  a.both("sh_abd", e * raise_ * (1 - mix))
+  a.both("elbow", e * ctx.ang(0, 15))
+
+
+def reach_forward(ctx: Ctx, a: Controls, b: Controls | None) -> None:
+  e = _hold(ctx.u, 0, 1, 0.35)
+  a.add("r_sh_flex", e * ctx.ang(70, 95))
+  a.add("r_wrist", -e * 20 * DEG)
+  a.add("spine_pitch", e * ctx.ang(5, 15))
+
+
+def punch(ctx: Ctx, a: Controls, b: Controls | None) -> None:
+  guard = _hold(ctx.u, 0, 1, 0.15)
+  a.both("sh_flex", guard * 30 * DEG)
+  a.both("elbow", guard * 110 * DEG)
+  a.both("sh_hadd", guard * 15 * DEG)
+  n = int(ctx.rng.integers(2, 4))
+  hits = sum(_pulse(ctx.u, k - 0.07, k + 0.07) for k in np.linspace(0.3, 0.7, n))  # (T,)
+  a.add("r_sh_flex", hits * ctx.ang(50, 65))
+  a.add("r_elbow", -hits * ctx.ang(95, 110))
+  a.add("spine_yaw", hits * 12 * DEG)
+
+
+def clap(ctx: Ctx, a: Controls, b: Controls | None) -> None:
+  e, core = _hold(ctx.u, 0, 1, 0.2), _hold(ctx.u, 0.15, 0.85, 0.1)
+  a.both("sh_flex", e * ctx.ang(40, 60))
+  a.both("elbow", e * ctx.ang(50, 80))
+  a.both("sh_twist", -e * 40 * DEG)
+  a.both("sh_hadd", -core * ctx.ang(15, 30) * (0.5 + 0.5 * ctx.osc(2.5)))  # hands meet at 0
+
+
+def kick(ctx: Ctx, a: Controls, b: Controls | None) -> None:
+  swing = _pulse(ctx.u, 0.2, 0.8)
+  a.add("root_z", ctx.rng.uniform(0.0, 0.25) * _ramp(ctx.u, 0.05, 0.3))  # sometimes a step into the kick
+  a.add("l_knee", _pulse(ctx.u, 0.02, 0.32) * ctx.ang(0, 35))
+  a.add("r_hip_flex", swing * ctx.ang(45, 85))
+  a.add("r_knee", _pulse(ctx.u, 0.15, 0.55) * ctx.ang(40, 80))  # chambered, extended at the top
+  a.add("r_ankle", -swing * 20 * DEG)
+  a.add("spine_pitch", -swing * 10 * DEG)
+  a.both("sh_abd", swing * ctx.ang(0, 25))
+
+
+def step_forward(ctx: Ctx, a: Controls, b: Controls | None) -> None:
+  step = ctx.amp * ctx.rng.uniform(0.25, 0.45)
+  a.add("root_z", step * (_ramp(ctx.u, 0.1, 0.45) - _ramp(ctx.u, 0.55, 0.9)))
+  for s, lead, window in (("r_", 1.0, (0.08, 0.35)), ("l_", 0.6, (0.28, 0.5)),
+                          ("r_", -0.5, (0.55, 0.77)), ("l_", -0.5, (0.7, 0.92))):
+    p = _pulse(ctx.u, *window)
+    a.add(s + "hip_flex", lead * p * ctx.ang(20, 40))
+    a.add(s + "knee", p * ctx.ang(30, 50))
+
+
+def hop(ctx: Ctx, a: Controls, b: Controls | None) -> None:
+  e, core = _hold(ctx.u, 0, 1, 0.15), _hold(ctx.u, 0.15, 0.85, 0.05)
+  a.add("r_knee", e * ctx.ang(60, 90))
+  a.add("r_hip_flex", e * ctx.ang(10, 30))
+  a.both("sh_abd", e * 25 * DEG)
+  n = int(ctx.rng.integers(2, 5))
+  bounce = np.abs(np.sin(np.pi * n * np.clip((ctx.u - 0.15) / 0.7, 0, 1)))  # (T,)
+  a.add("root_y", core * bounce * ctx.amp * ctx.rng.uniform(0.06, 0.12))
+  a.add("l_knee", core * (1 - bounce) * 25 * DEG)
+
+
+def bow(ctx: Ctx, a: Controls, b: Controls | None) -> None:
+  e = _hold(ctx.u, 0, 1, 0.35)
+  pitch = e * ctx.ang(35, 60)
+  a.add("spine_pitch", pitch)
+  a.add("neck_pitch", e * ctx.ang(5, 20))
+  a.both("sh_flex", 0.8 * pitch)  # arms keep hanging down
+
+
+def side_bend(ctx: Ctx, a: Controls, b: Controls | None) -> None:
+  roll = _hold(ctx.u, 0, 1, 0.1) * ctx.ang(20, 35) * np.sin(2 * np.pi * ctx.rng.integers(1, 3) * ctx.u)
+  a.add("spine_roll", roll)
+  a.add("l_sh_abd", 1.5 * np.maximum(roll, 0))  # the arm on the stretched side rises
+  a.add("r_sh_abd", 1.5 * np.maximum(-roll, 0))
+
+
+def twist(ctx: Ctx, a: Controls, b: Controls | None) -> None:
+  e = _hold(ctx.u, 0, 1, 0.1)
+  a.add("spine_yaw", e * ctx.ang(25, 45) * np.sin(2 * np.pi * ctx.rng.integers(1, 4) * ctx.u))
+  a.both("sh_abd", e * 25 * DEG)
+  a.both("sh_flex", e * 30 * DEG)
+  a.both("elbow", e * 80 * DEG)
+
+
+def jump(ctx: Ctx, a: Controls, b: Controls | None) -> None:
+  n = int(ctx.rng.integers(1, 3))
+  v = np.clip(ctx.u * n - np.floor(np.minimum(ctx.u * n, n - 1e-9)), 0, 1)  # (T,) phase within each jump
+  v = np.where(ctx.u >= 1, 1.0, v)
+  crouch = _pulse(v, 0.0, 0.45) + 0.6 * _pulse(v, 0.7, 1.0)
+  air = np.clip((v - 0.45) / 0.3, 0, 1)
+  flight = 4 * air * (1 - air)  # (T,) ballistic arc
+  hip = ctx.ang(40, 60)
+  a.both("hip_flex", crouch * hip + flight * 10 * DEG)
+  a.both("knee", crouch * 2 * hip + flight * 20 * DEG)
+  a.add("spine_pitch", crouch * 20 * DEG)
+  a.add("root_y", flight * ctx.amp * ctx.rng.uniform(0.15, 0.3))
+  a.both("sh_flex", _pulse(v, 0.35, 0.85) * ctx.ang(100, 150) - _pulse(v, 0.0, 0.45) * 30 * DEG)
+
+
+def _sit(ctx: Ctx, a: Controls, seated: np.ndarray, lean: float) -> None:
+  """Sitting posture blended in by `seated` (T,), with a forward lean while the weight shifts."""
+  shifting = 4 * seated * (1 - seated)
+  a.both("hip_flex", seated * ctx.ang(80, 95))
+  a.both("knee", seated * ctx.ang(85, 100))
+  a.add("spine_pitch", shifting * lean + seated * 5 * DEG)
+  a.both("sh_flex", shifting * ctx.ang(10, 35))
+
+
+def sit_down(ctx: Ctx, a: Controls, b: Controls | None) -> None:
+  _sit(ctx, a, _ramp(ctx.u, 0.15, 0.8), ctx.ang(25, 40))
+
+
+def stand_up(ctx: Ctx, a: Controls, b: Controls | None) -> None:
+  _sit(ctx, a, 1 - _ramp(ctx.u, 0.2, 0.85), ctx.ang(30, 45))
+
+
+def squat(ctx: Ctx, a: Controls, b: Controls | None) -> None:
+  n = int(ctx.rng.integers(1, 3))
+  down = sum(_pulse(ctx.u, k / n + 0.05, (k + 1) / n - 0.05) for k in range(n))  # (T,)
+  a.both("hip_flex", down * ctx.ang(60, 80))
+  a.both("knee", down * ctx.ang(100, 125))
+  a.add("spine_pitch", down * 25 * DEG)
+  a.both("sh_flex", down * ctx.ang(60, 90))
+
+
+def walk_in_place(ctx: Ctx, a: Controls, b: Controls | None) -> None:
+  e, phase = _hold(ctx.u, 0, 1, 0.1), 2 * np.pi * ctx.hz(0.9) * ctx.t
+  hip, arm = ctx.ang(30, 50), ctx.ang(15, 30)
+  for s, shift in (("l_", 0.0), ("r_", np.pi)):
+    lift = e * np.maximum(np.sin(phase + shift), 0) ** 2  # (T,) marching: knees up, never behind
+    a.add(s + "hip_flex", lift * hip)
+    a.add(s + "knee", lift * 1.6 * hip)
+    a.add(s + "sh_flex", -e * arm * np.sin(phase + shift))
+
+
+def walk_across(ctx: Ctx, a: Controls, b: Controls | None) -> None:
+  heading = (90 * ctx.rng.choice([-1, 1]) + ctx.rng.uniform(-15, 15)) * DEG
+  a.add("yaw", heading)
+  walked = ctx.amp * ctx.rng.uniform(1.5, 2.5) * _ramp(ctx.u, 0.05, 0.95)  # (T,) metres
+  a.add("root_x", np.sin(heading) * walked)
+  a.add("root_z", np.cos(heading) * walked)
+  _gait(ctx, a, _hold(ctx.u, 0.02, 0.98, 0.1), ctx.ang(20, 30), ctx.ang(35, 50), ctx.ang(10, 25))
+
+
+def walk_towards(ctx: Ctx, a: Controls, b: Controls) -> None:
+  for c in (a, b):
+    _approach(ctx, c, ctx.rng.uniform(0.6, 0.9), 0.85)
+
+
+def handshake(ctx: Ctx, a: Controls, b: Controls) -> None:
+  gap = ctx.rng.uniform(0.7, 0.85)
+  shake = _hold(ctx.u, 0.4, 0.75, 0.05) * ctx.ang(8, 14) * ctx.osc(2.5)  # (T,) one motion, two hands
+  for c in (a, b):
+    walk = _approach(ctx, c, gap, 0.35)
+    c.add("root_z", -0.5 * walk * _ramp(ctx.u, 0.85, 1.0))
+    arm = _hold(ctx.u, 0.25, 0.9, 0.12)
+    c.add("r_sh_flex", arm * ctx.ang(40, 55))
+    c.add("r_sh_hadd", arm * ctx.ang(15, 25))  # hands meet between the two
+    c.add("r_elbow", arm * ctx.ang(35, 50) + shake)
+
+
+def push(ctx: Ctx, a: Controls, b: Controls) -> None:
+  a.add("root_z", ctx.rng.uniform(0.1, 0.25) * _ramp(ctx.u, 0.1, 0.4))
+  a.both("sh_flex", _hold(ctx.u, 0.15, 0.85, 0.15) * ctx.ang(70, 90))
+  a.both("elbow", ctx.ang(80, 110) * (_ramp(ctx.u, 0.15, 0.35) - _ramp(ctx.u, 0.42, 0.52)))
+  a.add("spine_pitch", _pulse(ctx.u, 0.35, 0.75) * 15 * DEG)
+  b.add("root_z", -ctx.amp * ctx.rng.uniform(0.3, 0.6) * _ramp(ctx.u, 0.47, 0.75))
+  b.add("spine_pitch", -_pulse(ctx.u, 0.45, 0.8) * ctx.ang(10, 20))
+  b.both("sh_abd", _pulse(ctx.u, 0.45, 0.85) * ctx.ang(20, 40))
+  _gait(ctx, b, _pulse(ctx.u, 0.47, 0.8), 15 * DEG, 30 * DEG, 0.0)
+
+
+def hug(ctx: Ctx, a: Controls, b: Controls) -> None:
+  gap = ctx.rng.uniform(0.35, 0.45)
+  sway = _hold(ctx.u, 0.35, 0.8, 0.1) * 5 * DEG * ctx.osc(0.5)  # (T,) swaying together
+  for c, height in ((a, 15 * DEG), (b, 0.0)):
+    walk = _approach(ctx, c, gap, 0.35)
+    c.add("root_z", -0.5 * walk * _ramp(ctx.u, 0.8, 1.0))
+    arms = _hold(ctx.u, 0.25, 0.9, 0.12)
+    c.both("sh_flex", arms * ctx.ang(70, 85))
+    c.both("sh_abd", arms * height)
+    c.both("sh_hadd", arms * ctx.ang(25, 40))
+    c.both("elbow", arms * ctx.ang(70, 90))
+    c.both("sh_twist", -arms * 20 * DEG)
+    c.add("spine_pitch", arms * 10 * DEG)
+    c.add("spine_roll", sway)
+
+
+@dataclasses.dataclass(frozen=True)
+class Action:
+  """One action class: base duration and the function adding its controls to the performers."""
+
+  name: str
+  seconds: float  # base duration before subject/sample tempo
+  animate: Callable[[Ctx, Controls, Controls | None], None]
+  distance: tuple[float, float] | None = None  # initial distance range of the second person; None = alone
+
+  @property
+  def two_person(self) -> bool:
+    return self.distance is not None
+
+
+# Fixed order mixing categories; the first num_classes are used (>= 2 interactions among the first 8).
+ACTIONS = (
+    Action("wave", 3.0, wave),
+    Action("kick", 2.0, kick),
+    Action("bow", 3.0, bow),
+    Action("handshake", 4.5, handshake, (1.2, 1.6)),
+    Action("raise right arm", 3.0, raise_arm),
+    Action("jump", 2.5, jump),
+    Action("walk in place", 4.0, walk_in_place),
+    Action("push", 3.0, push, (0.7, 0.9)),
+    Action("step forward", 3.5, step_forward),
+    Action("sit down", 3.0, sit_down),
+    Action("punch", 2.5, punch),
+    Action("hug", 5.0, hug, (1.1, 1.5)),
+    Action("clap", 3.0, clap),
+    Action("side bend", 4.0, side_bend),
+    Action("walk across", 5.0, walk_across),
+    Action("stand up", 3.0, stand_up),
+    Action("walk towards each other", 5.5, walk_towards, (2.0, 2.6)),
+    Action("raise both arms", 3.0, raise_both_arms),
+    Action("twist", 4.0, twist),
+    Action("squat", 4.0, squat),
+    Action("reach forward", 3.0, reach_forward),
+    Action("hop on one leg", 3.0, hop),
+)
