@@ -17,7 +17,8 @@ def pretrain_job(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> di
   run = pretrain.train(config, workdir)
   results: dict[str, Any] = {"pretrain": {
       "steps": run["steps"], "steps_per_epoch": run["steps_per_epoch"],
-      "wall_time_s": run["wall_time_s"], **run["final_metrics"]}}
+      "wall_time_s": run["wall_time_s"], "loss_history": run["history"],
+      **(run["history"][-1] if run["history"] else {})}}
   if config.probe.enabled:
     path = sources.dataset_path(config.data)
     train_split, test_split = open_split(path, "train"), open_split(path, "test")

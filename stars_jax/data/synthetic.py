@@ -25,6 +25,7 @@ from typing import Iterator
 import numpy as np
 
 from stars_jax.data import synthetic_motions as motions
+from stars_jax.data import synthetic_skeleton as skeleton
 
 _FORMAT_VERSION = 1  # bump when the generator changes, so that cached files are regenerated
 _SIDECAR = "synthetic_spec.json"
@@ -100,8 +101,8 @@ def _rng(seed: int, stream: int, *ids: int) -> np.random.Generator:
 def _subject(rng: np.random.Generator) -> _Subject:
   """Body size (overall +-10 %, each bone group +-5 %), stance and movement style of one person."""
   size = rng.uniform(0.9, 1.1)
-  scales = {g: size * rng.uniform(0.95, 1.05) for g in motions.BONE_GROUPS}
-  return _Subject(motions.rest_offsets(scales), motions.random_posture(rng),
+  scales = {g: size * rng.uniform(0.95, 1.05) for g in skeleton.BONE_GROUPS}
+  return _Subject(skeleton.rest_offsets(scales), motions.random_posture(rng),
                   amp=rng.uniform(0.8, 1.2), tempo=rng.uniform(0.8, 1.25),
                   left_handed=bool(rng.random() < _LEFT_HANDED_PROB))
 
@@ -130,21 +131,21 @@ def _perform(spec: SyntheticSpec, subject: _Subject, subject_id: int, rep: int, 
   distance = rng.uniform(*action.distance) if action.two_person else 0.0
   ctx = motions.Ctx(u=u, t=u * seconds, seconds=seconds, rate=1.0 / (subject.tempo * speed),
                     amp=subject.amp * rng.uniform(0.8, 1.2), distance=distance, rng=rng)
-  people = [motions.Controls(length) for _ in range(1 + action.two_person)]
+  people = [skeleton.Controls(length) for _ in range(1 + action.two_person)]
   action.animate(ctx, people[0], people[1] if action.two_person else None)
   if not action.two_person and (rng.random() < _OTHER_HAND_PROB) != subject.left_handed:
     people[0] = people[0].mirrored()
-  scene = np.full((length, _NUM_PERSONS, motions.NUM_JOINTS, 3), np.nan)  # (L, M, V, C)
+  scene = np.full((length, _NUM_PERSONS, skeleton.NUM_JOINTS, 3), np.nan)  # (L, M, V, C)
   # Actor 1 roughly faces the cameras; in interactions the two face each other, seen from the side.
-  facing = rng.uniform(-_FACING_DEG, _FACING_DEG) * motions.DEG
+  facing = rng.uniform(-_FACING_DEG, _FACING_DEG) * skeleton.DEG
   if action.two_person:
-    facing += rng.choice([-1, 1]) * rng.uniform(45, 90) * motions.DEG
+    facing += rng.choice([-1, 1]) * rng.uniform(45, 90) * skeleton.DEG
   partner = _subject(_rng(spec.seed, _PARTNER_STREAM, subject_id, rep, label))  # an unlabelled performer
   placements = ((subject, facing, np.zeros(3)),
-                (partner, facing + np.pi + rng.uniform(-10, 10) * motions.DEG, distance * _rot_y(facing)[:, 2]))
+                (partner, facing + np.pi + rng.uniform(-10, 10) * skeleton.DEG, distance * _rot_y(facing)[:, 2]))
   for m, (controls, (body, yaw, position)) in enumerate(zip(people, placements)):
     motions.add_idle(controls, body.posture, frames / motions.FPS + rng.uniform(0, 10), rng)
-    joints = motions.forward_kinematics(controls, body.offsets)  # (L, V, C)
+    joints = skeleton.forward_kinematics(controls, body.offsets)  # (L, V, C)
     scene[:, m] = joints @ _rot_y(yaw).T + position
   return scene
 
@@ -153,23 +154,23 @@ def _camera_rotation(spec: SyntheticSpec, camera: int, rng: np.random.Generator)
   """Scene -> camera coordinates (3, 3): yaw around the subject, a mirror to face it, and a small tilt."""
   yaws = np.linspace(-_CAMERA_YAW_DEG, _CAMERA_YAW_DEG, spec.num_cameras) if spec.num_cameras > 1 else [0.0]
   base_pitch = _rng(spec.seed, _CAMERA_STREAM, camera).uniform(-5, 15)
-  pitch = (base_pitch + rng.uniform(-3, 3)) * motions.DEG
+  pitch = (base_pitch + rng.uniform(-3, 3)) * skeleton.DEG
   facing_camera = np.diag([-1.0, 1.0, -1.0])  # the scene's forward (+z) points at the camera
-  return _rot_x(pitch) @ facing_camera @ _rot_y(-yaws[camera - 1] * motions.DEG)
+  return _rot_x(pitch) @ facing_camera @ _rot_y(-yaws[camera - 1] * skeleton.DEG)
 
 
 def _record(spec: SyntheticSpec, scene: np.ndarray, camera: int, ids: tuple[int, ...]) -> np.ndarray:
   """Camera view of a performance (L, M, V, C): rotate, add sensor noise and glitches, centre, zero absent."""
   rng = _rng(spec.seed, _SENSOR_STREAM, camera, *ids)
   x = scene @ _camera_rotation(spec, camera, rng).T  # (L, M, V, C)
-  sigma = np.full(motions.NUM_JOINTS, _NOISE_M)
-  sigma[[motions.L_HAND_TIP, motions.L_THUMB, motions.R_HAND_TIP, motions.R_THUMB]] = _HAND_NOISE_M
+  sigma = np.full(skeleton.NUM_JOINTS, _NOISE_M)
+  sigma[[skeleton.L_HAND_TIP, skeleton.L_THUMB, skeleton.R_HAND_TIP, skeleton.R_THUMB]] = _HAND_NOISE_M
   x = x + rng.normal(size=x.shape) * sigma[:, None]
   if rng.random() < _GLITCH_PROB:
     for _ in range(rng.integers(1, 4)):
-      start, joint = rng.integers(len(x)), rng.integers(motions.NUM_JOINTS)
+      start, joint = rng.integers(len(x)), rng.integers(skeleton.NUM_JOINTS)
       x[start:start + rng.integers(1, 5), 0, joint] += rng.normal(0, 0.06, 3)
-  x = x - x[0, 0, motions.SPINE_MID]  # SPEC §1.4 centring: actor 1's spine-middle at its first frame
+  x = x - x[0, 0, skeleton.SPINE_MID]  # SPEC §1.4 centring: actor 1's spine-middle at its first frame
   return np.nan_to_num(x, nan=0.0)
 
 
@@ -187,7 +188,7 @@ def generate(spec: SyntheticSpec) -> dict[str, np.ndarray]:
   length (int arrays (N,)), in NTU file order."""
   spec.validate(splits=False)
   ids = list(_sample_ids(spec))
-  x = np.zeros((len(ids), spec.max_frames, _NUM_PERSONS * motions.NUM_JOINTS * 3), np.float32)  # (N, T, M*V*C)
+  x = np.zeros((len(ids), spec.max_frames, _NUM_PERSONS * skeleton.NUM_JOINTS * 3), np.float32)  # (N, T, M*V*C)
   lengths = np.zeros(len(ids), np.int64)
   subjects = {s: _subject(_rng(spec.seed, _SUBJECT_STREAM, s)) for s in range(1, spec.num_subjects + 1)}
   performances: dict[tuple[int, int, int], np.ndarray] = {}

@@ -69,7 +69,7 @@ def train_step(state: TrainState, x: jax.Array, *, model: MAMP, config: ml_colle
   aug_key, mask_key = jax.random.split(key)
   clips = fold_persons(prepare_clips(aug_key, x, config))  # (N*M, T, V, C)
   loss, grads = jax.value_and_grad(loss_fn)(state.params, model, clips, mask_key, config)
-  metrics = {"loss": loss, "lr": schedule(state.step), "grad_norm": optax.global_norm(grads)}
+  metrics = {"loss": loss, "lr": schedule(state.step), "grad_norm": optax.tree_utils.tree_norm(grads)}
   return state.apply_gradients(grads), metrics
 
 
@@ -133,23 +133,26 @@ def train(config: ml_collections.ConfigDict, workdir: str | pathlib.Path) -> dic
 
   writer = MetricWriter(workdir / "tensorboard")
   bar = progress_bar(total_steps, start, "MAMP pretrain")
-  last_metrics: dict[str, float] = {}
-  t_log, steps_since = time.perf_counter(), 0
+  history: list[dict[str, float]] = []
+  window, t_log = None, time.perf_counter()
   t_start = time.perf_counter()
   for step in range(start, total_steps):
     batch = next(data_iter)
     state, metrics = step_fn(state, global_batch(batch["x"], mesh))
-    steps_since += 1
+    # Summed on device: no host sync until the log step.
+    window = metrics if window is None else jax.tree.map(jnp.add, window, metrics)
     bar.update(1)
     done = step + 1
     if done % config.log_every_steps == 0 or done == total_steps:
-      last_metrics = {k: float(v) for k, v in jax.device_get(metrics).items()}
+      steps = done - (history[-1]["step"] if history else start)
+      logged = {k: float(v) / steps for k, v in jax.device_get(window).items()}
       now = time.perf_counter()
-      last_metrics["clips_per_s"] = steps_since * config.batch_size / (now - t_log)
-      t_log, steps_since = now, 0
-      writer.write_scalars(done, {f"train/{k}": v for k, v in last_metrics.items()})
-      bar.set_postfix(loss=f"{last_metrics['loss']:.4f}", lr=f"{last_metrics['lr']:.2e}",
-                      clips_s=f"{last_metrics['clips_per_s']:.0f}")
+      logged["clips_per_s"] = steps * config.batch_size / (now - t_log)
+      window, t_log = None, now
+      writer.write_scalars(done, {f"train/{k}": v for k, v in logged.items()})
+      bar.set_postfix(loss=f"{logged['loss']:.4f}", lr=f"{logged['lr']:.2e}",
+                      clips_s=f"{logged['clips_per_s']:.0f}")
+      history.append({"step": done, **logged})
     if done % config.checkpoint_every_steps == 0 or done == total_steps:
       ckpt.save(state, data_iter.get_state())
   bar.close()
@@ -157,4 +160,4 @@ def train(config: ml_collections.ConfigDict, workdir: str | pathlib.Path) -> dic
   ckpt.close()
   writer.close()
   return {"state": state, "model": model, "mesh": mesh, "steps": total_steps, "steps_per_epoch": spe,
-          "final_metrics": last_metrics, "wall_time_s": time.perf_counter() - t_start}
+          "history": history, "wall_time_s": time.perf_counter() - t_start}
