@@ -20,7 +20,7 @@ import os
 import pathlib
 import tempfile
 import time
-from typing import Iterator
+from typing import BinaryIO, Callable, Iterator
 
 import numpy as np
 
@@ -184,21 +184,26 @@ def _sample_ids(spec: SyntheticSpec) -> Iterator[tuple[int, int, int, int]]:
 
 
 def generate(spec: SyntheticSpec) -> dict[str, np.ndarray]:
-  """All samples: x (N, max_frames, 150) float32 and per-sample label (0-based), subject, camera, repetition,
-  length (int arrays (N,)), in NTU file order."""
+  """All samples in NTU file order, without splitting.
+
+  Returns x (N, max_frames, 150) float32 and the (N,) int arrays label (0-based), subject, camera, repetition
+  and length (valid frames; the rest of x is zero).
+  """
   spec.validate(splits=False)
   ids = list(_sample_ids(spec))
   x = np.zeros((len(ids), spec.max_frames, _NUM_PERSONS * skeleton.NUM_JOINTS * 3), np.float32)  # (N, T, M*V*C)
   lengths = np.zeros(len(ids), np.int64)
-  subjects = {s: _subject(_rng(spec.seed, _SUBJECT_STREAM, s)) for s in range(1, spec.num_subjects + 1)}
-  performances: dict[tuple[int, int, int], np.ndarray] = {}
-  for i, (camera, subject, rep, action) in enumerate(ids):
-    key = (subject, rep, action - 1)
-    if key not in performances:
-      performances[key] = _perform(spec, subjects[subject], *key)
-    view = _record(spec, performances[key], camera, key)  # (L, M, V, C)
-    lengths[i] = len(view)
-    x[i, :len(view)] = view.reshape(len(view), -1)  # index = m*75 + v*3 + c
+  row = {sample: i for i, sample in enumerate(ids)}
+  for subject in range(1, spec.num_subjects + 1):
+    body = _subject(_rng(spec.seed, _SUBJECT_STREAM, subject))
+    for rep in range(1, spec.num_repetitions + 1):
+      for action in range(1, spec.num_classes + 1):
+        scene = _perform(spec, body, subject, rep, action - 1)  # every camera records the same performance
+        for camera in range(1, spec.num_cameras + 1):
+          i = row[camera, subject, rep, action]
+          view = _record(spec, scene, camera, (subject, rep, action - 1))  # (L, M, V, C)
+          lengths[i] = len(view)
+          x[i, :len(view)] = view.reshape(len(view), -1)  # index = m*75 + v*3 + c
   columns = np.array(ids, np.int64).T
   return {"x": x, "label": columns[3] - 1, "subject": columns[1], "camera": columns[0],
           "repetition": columns[2], "length": lengths}
@@ -209,7 +214,7 @@ def _split_indices(groups: np.ndarray, train: tuple[int, ...], test: tuple[int, 
   return tuple(np.concatenate([np.flatnonzero(groups == g) for g in ids]) for ids in (train, test))
 
 
-def _atomic_write(path: pathlib.Path, write) -> None:
+def _atomic_write(path: pathlib.Path, write: Callable[[BinaryIO], object]) -> None:
   """Calls write(file) on a temporary file beside `path`, then renames it over `path`."""
   fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
   try:
@@ -217,6 +222,7 @@ def _atomic_write(path: pathlib.Path, write) -> None:
       write(f)
       f.flush()
       os.fsync(f.fileno())
+    os.chmod(tmp, 0o644)  # mkstemp creates 0600
     os.replace(tmp, path)
   except BaseException:
     pathlib.Path(tmp).unlink(missing_ok=True)
@@ -249,7 +255,7 @@ def _sidecar_text(spec: SyntheticSpec) -> str:
 
 def ensure_synthetic(spec: SyntheticSpec, out_dir: str | os.PathLike) -> dict[str, pathlib.Path]:
   """Generate the files if missing (or if a small sidecar JSON with the spec differs), else return the existing
-  paths."""
+  paths: {'xsub': path, 'xview': path}."""
   out_dir = pathlib.Path(out_dir)
   sidecar = out_dir / _SIDECAR
   paths = {name: out_dir / f for name, f in _FILES.items()}

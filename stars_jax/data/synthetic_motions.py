@@ -17,6 +17,22 @@ FPS = 30.0
 _FIDGET_PROB = 0.3  # probability of each of two possible incidental gestures in a performance
 
 
+def _ramp(u: np.ndarray, a: float, b: float) -> np.ndarray:
+  """Smoothstep from 0 at u <= a to 1 at u >= b."""
+  x = np.clip((u - a) / (b - a), 0.0, 1.0)
+  return x * x * (3 - 2 * x)
+
+
+def _hold(u: np.ndarray, a: float, b: float, ramp: float) -> np.ndarray:
+  """1 on [a + ramp, b - ramp], smooth ramps on both sides, 0 outside [a, b]."""
+  return _ramp(u, a, a + ramp) * (1 - _ramp(u, b - ramp, b))
+
+
+def _pulse(u: np.ndarray, a: float, b: float) -> np.ndarray:
+  """Raised-cosine bump on [a, b], peak 1 at its centre."""
+  return np.sin(np.pi * np.clip((u - a) / (b - a), 0.0, 1.0)) ** 2
+
+
 def random_posture(rng: np.random.Generator) -> dict[str, float]:
   """A subject's habitual stance: constant offsets of a few controls (radians)."""
   return {"spine_pitch": rng.uniform(-3, 6) * DEG, "neck_pitch": rng.uniform(-5, 10) * DEG,
@@ -70,22 +86,6 @@ class Ctx:
   def osc(self, base_hz: float) -> np.ndarray:
     """sin(2 pi f t + random phase) at a style-scaled frequency around base_hz."""
     return np.sin(2 * np.pi * self.hz(base_hz) * self.t + self.rng.uniform(0, 2 * np.pi))
-
-
-def _ramp(u: np.ndarray, a: float, b: float) -> np.ndarray:
-  """Smoothstep from 0 at u <= a to 1 at u >= b."""
-  x = np.clip((u - a) / (b - a), 0.0, 1.0)
-  return x * x * (3 - 2 * x)
-
-
-def _hold(u: np.ndarray, a: float, b: float, ramp: float) -> np.ndarray:
-  """1 on [a + ramp, b - ramp], smooth ramps on both sides, 0 outside [a, b]."""
-  return _ramp(u, a, a + ramp) * (1 - _ramp(u, b - ramp, b))
-
-
-def _pulse(u: np.ndarray, a: float, b: float) -> np.ndarray:
-  """Raised-cosine bump on [a, b], peak 1 at its centre."""
-  return np.sin(np.pi * np.clip((u - a) / (b - a), 0.0, 1.0)) ** 2
 
 
 def _gait(ctx: Ctx, c: Controls, env: np.ndarray, hip: float, knee: float, arm: float) -> None:
