@@ -1,0 +1,236 @@
+"""Throughput of the MAMP pretraining step (full-size NTU-60 XSub config) on the local devices.
+
+  python benchmarks/pretrain_throughput.py                       # defaults per platform
+  python benchmarks/pretrain_throughput.py --batch_size=256 --compute_dtype=bfloat16 --attention_impl=cudnn
+
+Measures (1) the jitted train step exactly as training runs it (on-device crop/resize/rotation, masking,
+forward, backward, AdamW), (2) the on-device augmentation alone, (3) the host grain input pipeline on a
+temporary npz, and writes everything to a JSON file. FLOP convention: stars_jax/train/flops.py.
+"""
+import datetime
+import importlib.metadata
+import json
+import logging
+import pathlib
+import re
+import statistics
+import tempfile
+import time
+
+import jax
+import numpy as np
+from absl import app, flags
+
+from stars_jax import recipes
+from stars_jax.data import pipeline
+from stars_jax.data.npz import open_split
+from stars_jax.train import flops, pretrain, sharding
+
+_BATCH = flags.DEFINE_integer("batch_size", 0, "Global batch (clips); 0: 128 on GPU/TPU, 8 on CPU.")
+_STEPS = flags.DEFINE_integer("steps", 0, "Timed steps; 0: 20 on GPU/TPU, 3 on CPU.")
+_WARMUP = flags.DEFINE_integer("warmup", 2, "Untimed steps after compilation.")
+_DTYPE = flags.DEFINE_string("compute_dtype", "auto", "'auto' (bf16 on GPU/TPU, f32 on CPU), 'float32', 'bfloat16'.")
+_ATTN = flags.DEFINE_enum("attention_impl", "", ["", "xla", "cudnn"], "jax.nn.dot_product_attention impl.")
+_FSDP = flags.DEFINE_bool("fsdp", False, "Shard parameters and optimizer state over the data axis.")
+_HOST_SAMPLES = flags.DEFINE_integer("host_samples", 512, "Samples in the temporary npz for the host test.")
+_OUT = flags.DEFINE_string("out", "", "Output JSON; default benchmarks/results/pretrain_<device kind>.json.")
+
+RESULTS_DIR = pathlib.Path(__file__).resolve().parent / "results"
+NTU60_XSUB_TRAIN = 40_091  # training samples (SPEC §3.2); only sets the LR schedule's epoch length
+# Dense peak TFLOP/s per chip, (device-kind pattern, {compute dtype: peak}); first match wins. GPU float32
+# is the TF32 tensor-core peak (XLA's default precision for f32 dots on Ampere/Hopper); TPUs publish no
+# f32 peak (f32 dots run as bf16 passes), so MFU is null there.
+PEAKS = [
+    (r"h100.*pcie", {"bfloat16": 756.0, "float32": 378.0}),
+    (r"h100", {"bfloat16": 989.4, "float32": 494.7}),  # SXM ("NVIDIA H100 80GB HBM3")
+    (r"h200", {"bfloat16": 989.4, "float32": 494.7}),
+    (r"a100", {"bfloat16": 312.0, "float32": 156.0}),
+    (r"tpu v4", {"bfloat16": 275.0, "float32": None}),
+    (r"tpu v5 ?(lite|e)", {"bfloat16": 197.0, "float32": None}),
+]
+
+
+def peak_tflops(device_kind: str, dtype: str) -> float | None:
+  for pattern, peaks in PEAKS:
+    if re.search(pattern, device_kind.lower()):
+      return peaks.get(dtype)
+  return None
+
+
+def slug(text: str) -> str:
+  return re.sub(r"[^a-z0-9]+", "_", text.lower()).strip("_") or "unknown"
+
+
+def summarize(times: list[float]) -> dict[str, float]:
+  return {"median_s": statistics.median(times), "mean_s": statistics.fmean(times), "min_s": min(times),
+          "max_s": max(times), "n": len(times)}
+
+
+def time_each(fn, n: int) -> list[float]:
+  """Wall time of n calls of fn(), each followed by block_until_ready on its result."""
+  times = []
+  for _ in range(n):
+    t = time.perf_counter()
+    jax.block_until_ready(fn())
+    times.append(time.perf_counter() - t)
+  return times
+
+
+def xla_flops(compiled) -> float | None:
+  """compiled.cost_analysis()['flops']: the per-device program (under SPMD, about total / devices)."""
+  try:
+    cost = compiled.cost_analysis()
+  except Exception:  # noqa: BLE001  (some backends do not implement it)
+    return None
+  cost = cost[0] if isinstance(cost, (list, tuple)) and cost else cost
+  return float(cost["flops"]) if cost and cost.get("flops", -1) > 0 else None
+
+
+def raw_samples(n: int, rng: np.random.Generator) -> np.ndarray:
+  """(n, 300, 150) float32 raw samples: smooth joint trajectories, a second person in ~40 % of them,
+  zero padding after a valid length drawn uniformly from [64, 300] (the official npz layout)."""
+  t, width = pretrain.RAW_FRAMES, pretrain.RAW_VALUES
+  x = rng.normal(scale=0.3, size=(n, 1, width)) + np.cumsum(rng.normal(scale=0.01, size=(n, t, width)), 1)
+  x[rng.random(n) > 0.4, :, width // 2:] = 0.0  # single-person samples: person 2 is all zeros
+  lengths = rng.integers(64, t + 1, size=n)
+  x[np.arange(t)[None, :] >= lengths[:, None]] = 0.0
+  return x.astype(np.float32)
+
+
+def bench_train_step(config, raw: np.ndarray, steps: int, warmup: int) -> dict:
+  mesh = sharding.make_mesh()
+  model = pretrain.build_model(config)
+  schedule = pretrain.make_schedule(config, max(1, NTU60_XSUB_TRAIN // config.batch_size))
+  t = time.perf_counter()
+  state, shardings = pretrain.init_state(config, model, schedule, mesh)
+  jax.block_until_ready(state)
+  init_s = time.perf_counter() - t
+  x = pretrain.global_batch(raw, mesh)
+  t = time.perf_counter()
+  compiled = pretrain.compile_step(config, model, schedule, mesh, shardings).lower(state, x).compile()
+  compile_s = time.perf_counter() - t
+  logging.info("init %.1fs, compile %.1fs; %d warm-up steps", init_s, compile_s, warmup)
+  box = {"state": state}
+
+  def one_step():
+    box["state"], metrics = compiled(box["state"], x)
+    return box["state"], metrics
+
+  first = time_each(one_step, 1)[0]
+  time_each(one_step, max(0, warmup - 1))
+  logging.info("timing %d blocked steps", steps)
+  each = time_each(one_step, steps)
+  logging.info("timing %d pipelined steps", steps)
+  t = time.perf_counter()
+  for _ in range(steps):
+    _, metrics = one_step()
+  jax.block_until_ready(box["state"])
+  pipelined = (time.perf_counter() - t) / steps
+  loss = float(metrics["loss"])
+  if not np.isfinite(loss):
+    raise FloatingPointError(f"non-finite loss {loss}")
+  mem = getattr(jax.devices()[0], "memory_stats", lambda: None)() or {}
+  return {"init_s": init_s, "compile_s": compile_s, "first_step_s": first, "step": summarize(each),
+          "pipelined_step_s": pipelined, "xla_cost_flops_per_device": xla_flops(compiled), "last_loss": loss,
+          "peak_bytes_in_use_device0": mem.get("peak_bytes_in_use")}
+
+
+def bench_augmentation(config, raw: np.ndarray, reps: int) -> dict:
+  x = pretrain.global_batch(raw, sharding.make_mesh())
+  augment = jax.jit(lambda key, x: pretrain.prepare_clips(key, x, config))
+  keys = list(jax.random.split(jax.random.PRNGKey(1), reps + 1))  # split up front: no eager ops timed
+  compiled = augment.lower(keys[0], x).compile()
+  jax.block_until_ready(compiled(keys[0], x))
+  it = iter(keys[1:])
+  return {"per_batch": summarize(time_each(lambda: compiled(next(it), x), reps)),
+          "xla_cost_flops_per_device": xla_flops(compiled)}
+
+
+def bench_host_pipeline(config, raw: np.ndarray, batches: int) -> dict:
+  with tempfile.TemporaryDirectory() as tmp:
+    path = pathlib.Path(tmp) / "bench.npz"
+    labels = np.eye(60, dtype=np.float32)[np.arange(len(raw)) % 60]
+    np.savez(path, x_train=raw, y_train=labels, x_test=raw[:8], y_test=labels[:8])
+    it = pipeline.train_iterator(
+        open_split(path, "train"), global_batch_size=config.batch_size, seed=0,
+        process_index=jax.process_index(), process_count=jax.process_count(),
+        num_threads=config.data.num_threads, prefetch=config.data.prefetch)
+    t = time.perf_counter()
+    next(it)
+    first_s = time.perf_counter() - t
+    t = time.perf_counter()
+    for _ in range(batches):
+      batch = next(it)
+    elapsed = time.perf_counter() - t
+    it.close()
+  assert batch["x"].shape == (config.batch_size // jax.process_count(), *raw.shape[1:])
+  return {"samples_in_npz": len(raw), "num_threads": config.data.num_threads,
+          "prefetch": config.data.prefetch, "first_batch_s": first_s, "batches": batches,
+          "batches_per_s": batches / elapsed, "clips_per_s": batches * config.batch_size / elapsed}
+
+
+def main(argv) -> None:
+  del argv
+  device = jax.devices()[0]
+  accel = jax.default_backend() in ("gpu", "tpu")
+  batch = _BATCH.value or (128 if accel else 8)
+  steps = max(1, _STEPS.value or (20 if accel else 3))
+  config = recipes.mamp_pretrain("ntu60", "xsub")
+  config.batch_size = batch
+  config.model.compute_dtype = _DTYPE.value
+  config.model.attention_impl = _ATTN.value
+  config.sharding.fsdp = _FSDP.value
+  dtype = str(np.dtype(pretrain.compute_dtype(_DTYPE.value)))
+  logging.info("%d x %s (%s), batch %d, %s, attention %r, fsdp %s", jax.device_count(),
+               device.device_kind, jax.default_backend(), batch, dtype, _ATTN.value, _FSDP.value)
+
+  rng = np.random.default_rng(0)
+  host_raw = raw_samples(max(_HOST_SAMPLES.value, 2 * batch), rng)
+  raw = host_raw[:batch]
+  step = bench_train_step(config, raw, steps, _WARMUP.value)
+  aug = bench_augmentation(config, raw, max(steps, 10))
+  host = bench_host_pipeline(config, host_raw, max(50, 4 * config.data.prefetch))  # > prefetch buffer
+
+  analytic = flops.from_config(config, batch)
+  step_s = step["pipelined_step_s"]
+  achieved = analytic["train"] / step_s / 1e12
+  xla_total = step["xla_cost_flops_per_device"] and step["xla_cost_flops_per_device"] * jax.device_count()
+  peak = peak_tflops(device.device_kind, dtype)
+  total_peak = peak * jax.device_count() if peak else None
+  figures = {
+      "clips_per_s": batch / step_s,
+      "step_time_s": step_s,
+      "tflops_per_s_analytic": achieved,
+      "tflops_per_s_xla": xla_total / step_s / 1e12 if xla_total else None,
+      "xla_over_analytic_flops": xla_total / analytic["train"] if xla_total else None,
+      "peak_tflops_per_device": peak,
+      "mfu": achieved / total_peak if total_peak else None,
+      "augmentation_fraction_of_step": aug["per_batch"]["median_s"] / step["step"]["median_s"],
+      "host_clips_per_s_over_step_clips_per_s": host["clips_per_s"] / (batch / step_s),
+  }
+  result = {
+      "timestamp": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+      "device_kind": device.device_kind, "platform": jax.default_backend(),
+      "device_count": jax.device_count(), "process_count": jax.process_count(),
+      "versions": {p: importlib.metadata.version(p) for p in ("jax", "jaxlib", "flax", "optax", "grain")},
+      "config": {"recipe": "mamp_pretrain('ntu60', 'xsub')", "batch_size": batch, "compute_dtype": dtype,
+                 "attention_impl": _ATTN.value or "auto", "fsdp": _FSDP.value, "steps": steps,
+                 "warmup": _WARMUP.value, "model": config.model.to_dict(), "window": config.data.window,
+                 "mask_ratio": config.masking.mask_ratio, "tokens": analytic["tokens"],
+                 "visible_tokens": analytic["visible"]},
+      "figures": figures,
+      "flops_analytic": {k: analytic[k] for k in ("embed", "encoder", "decoder", "heads", "forward", "train")},
+      "train_step": step, "augmentation": aug, "host_pipeline": host,
+  }
+  out = pathlib.Path(_OUT.value) if _OUT.value else RESULTS_DIR / f"pretrain_{slug(device.device_kind)}.json"
+  out.parent.mkdir(parents=True, exist_ok=True)
+  out.write_text(json.dumps(result, indent=2) + "\n")
+  logging.info("wrote %s", out)
+  mfu = f"{figures['mfu']:.1%}" if figures["mfu"] is not None else "n/a"
+  print(f"{device.device_kind} x{jax.device_count()} batch {batch} {dtype}: {step_s * 1e3:.1f} ms/step, "
+        f"{figures['clips_per_s']:.1f} clips/s, {achieved:.2f} TFLOP/s, MFU {mfu}; "
+        f"augment {aug['per_batch']['median_s'] * 1e3:.1f} ms/batch; host {host['clips_per_s']:.0f} clips/s")
+
+
+if __name__ == "__main__":
+  app.run(main)
