@@ -10,7 +10,7 @@ def get_config():
   config = recipes.mamp_pretrain("ntu60", "xsub")
   config.data.path = ""                # '' = the synthetic dataset (stars_jax.data.synthetic)
   config.data.synthetic.split = "xsub"
-  config.data.window = 64              # shorter clips: 16 segments x 25 joints = 400 tokens per person
+  config.data.window = 32              # shorter clips: 8 segments x 25 joints = 200 tokens per person
   config.model.update(dict(dim=64, depth=4, num_heads=4, decoder_dim=64, decoder_depth=2, decoder_heads=4))
   config.batch_size = 32
   config.optim.update(dict(epochs=20, warmup_epochs=2, lr=1e-3, min_lr=5e-4))

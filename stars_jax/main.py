@@ -27,8 +27,14 @@ def write_json_atomic(path: pathlib.Path, payload: dict) -> None:
   os.replace(tmp, path)
 
 
+def _quiet_orbax(record: logging.LogRecord) -> bool:
+  """Orbax logs every save step at INFO; keep its warnings and errors only."""
+  return record.levelno >= logging.WARNING or "orbax" not in record.pathname
+
+
 def main(argv) -> None:
   del argv
+  logging.getLogger("absl").addFilter(_quiet_orbax)
   if _DISTRIBUTED.value:
     jax.distributed.initialize()
   config = _CONFIG.value

@@ -27,14 +27,16 @@ import numpy as np
 from stars_jax.data import synthetic_motions as motions
 from stars_jax.data import synthetic_skeleton as skeleton
 
-_FORMAT_VERSION = 1  # bump when the generator changes, so that cached files are regenerated
+_FORMAT_VERSION = 3  # bump when the generator changes, so that cached files are regenerated
 _SIDECAR = "synthetic_spec.json"
 _FILES = {"xsub": "Synthetic_XSub.npz", "xview": "Synthetic_XView.npz"}
 _NUM_PERSONS = 2
 _MIN_FRAMES = 40
 _CAMERA_YAW_DEG = 45.0  # cameras spread over [-45, +45] degrees, like NTU's three
-_NOISE_M = 0.01  # sensor noise std, metres
-_HAND_NOISE_M = 0.02  # hand tips and thumbs are tracked worse
+_NOISE_M = 0.004  # sensor noise std, metres (temporally correlated jitter, like Kinect's)
+_HAND_NOISE_M = 0.008  # hand tips and thumbs are tracked worse
+_WHITE_NOISE_M = 0.001  # per-frame white noise on top of the jitter
+_JITTER_FRAMES = 9  # moving-average width of the jitter (~0.3 s at 30 fps)
 _GLITCH_PROB = 0.15  # probability that a recording has tracking glitches
 _FACING_DEG = 40.0  # the performer's facing varies by up to this much around the middle camera
 _LEFT_HANDED_PROB = 0.25  # left-handed subjects mirror one-person actions ...
@@ -159,13 +161,21 @@ def _camera_rotation(spec: SyntheticSpec, camera: int, rng: np.random.Generator)
   return _rot_x(pitch) @ facing_camera @ _rot_y(-yaws[camera - 1] * skeleton.DEG)
 
 
+def _smooth_noise(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
+  """Unit-variance Gaussian noise, low-pass filtered along time (axis 0) by a moving average."""
+  white = rng.normal(size=(shape[0] + _JITTER_FRAMES - 1, *shape[1:]))
+  csum = np.cumsum(white, axis=0)
+  csum = np.concatenate([np.zeros_like(csum[:1]), csum], axis=0)
+  return (csum[_JITTER_FRAMES:] - csum[:-_JITTER_FRAMES]) / np.sqrt(_JITTER_FRAMES)  # (L, ...)
+
+
 def _record(spec: SyntheticSpec, scene: np.ndarray, camera: int, ids: tuple[int, ...]) -> np.ndarray:
   """Camera view of a performance (L, M, V, C): rotate, add sensor noise and glitches, centre, zero absent."""
   rng = _rng(spec.seed, _SENSOR_STREAM, camera, *ids)
   x = scene @ _camera_rotation(spec, camera, rng).T  # (L, M, V, C)
   sigma = np.full(skeleton.NUM_JOINTS, _NOISE_M)
   sigma[[skeleton.L_HAND_TIP, skeleton.L_THUMB, skeleton.R_HAND_TIP, skeleton.R_THUMB]] = _HAND_NOISE_M
-  x = x + rng.normal(size=x.shape) * sigma[:, None]
+  x = x + _smooth_noise(rng, x.shape) * sigma[:, None] + rng.normal(size=x.shape) * _WHITE_NOISE_M
   if rng.random() < _GLITCH_PROB:
     for _ in range(rng.integers(1, 4)):
       start, joint = rng.integers(len(x)), rng.integers(skeleton.NUM_JOINTS)
