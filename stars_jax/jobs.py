@@ -27,11 +27,8 @@ def pretrain_job(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> di
     schedule = pretrain.make_schedule(config, run["steps_per_epoch"])
     random_init, _ = pretrain.init_state(_reseeded(config), run["model"], schedule, run["mesh"])
     untrained = features.encoder_params(jax.device_get(random_init.params))
-    for name, params in (("stage1", trained), ("random_init", untrained)):
-      accs = probe.probe(encoder, params, train_split, test_split, config.data, config.probe.batch_size,
-                         run["mesh"])
-      for metric, value in accs.items():
-        results.setdefault(metric, {})[name] = value
+    results.update(probe.probe(encoder, {"stage1": trained, "random_init": untrained}, train_split,
+                               test_split, config.data, config.probe.batch_size, run["mesh"]))
   return results
 
 

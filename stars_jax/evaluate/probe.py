@@ -23,11 +23,15 @@ def logistic_accuracy(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarr
   return 100.0 * float((clf.predict(scaler.transform(test_x)) == test_y).mean())
 
 
-def probe(encoder: Encoder, params: dict, train_split: SkeletonSplit, test_split: SkeletonSplit,
-          data_config: ml_collections.ConfigDict, batch_size: int,
-          mesh: jax.sharding.Mesh) -> dict[str, float]:
-  """kNN-1 and logistic-probe test accuracy (percent) of the encoder's pooled features."""
-  tr_x, tr_y = features.extract(encoder, params, train_split, data_config, batch_size, mesh)
-  te_x, te_y = features.extract(encoder, params, test_split, data_config, batch_size, mesh)
-  return {"knn1": knn.knn_accuracy(tr_x, tr_y, te_x, te_y, k=1),
-          "logistic": logistic_accuracy(tr_x, tr_y, te_x, te_y)}
+def probe(encoder: Encoder, named_params: dict[str, dict], train_split: SkeletonSplit,
+          test_split: SkeletonSplit, data_config: ml_collections.ConfigDict, batch_size: int,
+          mesh: jax.sharding.Mesh) -> dict[str, dict[str, float]]:
+  """{'knn1': {name: acc}, 'logistic': {name: acc}}: test accuracy (percent) of each encoder's features."""
+  embed = features.make_embed_fn(encoder, data_config, mesh)  # compiled once for every parameter set
+  results: dict[str, dict[str, float]] = {"knn1": {}, "logistic": {}}
+  for name, params in named_params.items():
+    tr_x, tr_y = features.extract(embed, params, train_split, batch_size, mesh)
+    te_x, te_y = features.extract(embed, params, test_split, batch_size, mesh)
+    results["knn1"][name] = knn.knn_accuracy(tr_x, tr_y, te_x, te_y, k=1)
+    results["logistic"][name] = logistic_accuracy(tr_x, tr_y, te_x, te_y)
+  return results
