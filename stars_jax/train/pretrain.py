@@ -156,6 +156,7 @@ def train(config: ml_collections.ConfigDict, workdir: str | pathlib.Path) -> dic
     if done % config.checkpoint_every_steps == 0 or done == total_steps:
       ckpt.save(state, data_iter.get_state())
   bar.close()
+  data_iter.close()
   ckpt.wait()
   ckpt.close()
   writer.close()
