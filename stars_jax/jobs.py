@@ -3,6 +3,7 @@ import pathlib
 from typing import Any, Callable
 
 import jax
+import jax.numpy as jnp
 import ml_collections
 
 from stars_jax.data import sources
@@ -24,19 +25,12 @@ def pretrain_job(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> di
     train_split, test_split = open_split(path, "train"), open_split(path, "test")
     encoder = encoder_of(run["model"])
     trained = features.encoder_params(jax.device_get(run["state"].params))
-    schedule = pretrain.make_schedule(config, run["steps_per_epoch"])
-    random_init, _ = pretrain.init_state(_reseeded(config), run["model"], schedule, run["mesh"])
-    untrained = features.encoder_params(jax.device_get(random_init.params))
+    clip = jnp.zeros((1, 2, config.data.window, config.model.num_joints, 3))  # (N, M, T, V, C)
+    init_key, _ = jax.random.split(jax.random.PRNGKey(config.seed + 1))  # as init_state does for seed + 1
+    untrained = jax.jit(encoder.init)(init_key, clip)["params"]
     results.update(probe.probe(encoder, {"stage1": trained, "random_init": untrained}, train_split,
                                test_split, config.data, config.probe.batch_size, run["mesh"]))
   return results
-
-
-def _reseeded(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
-  """The same config with another seed (for the randomly initialised reference encoder)."""
-  other = ml_collections.ConfigDict(config.to_dict())
-  other.seed = config.seed + 1
-  return other
 
 
 JOBS: dict[str, Callable[[ml_collections.ConfigDict, pathlib.Path], dict[str, Any]]] = {

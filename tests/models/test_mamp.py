@@ -122,10 +122,7 @@ def test_bfloat16_compute_keeps_float32_parameters():
   params = jax.jit(model.init)(jax.random.PRNGKey(0), x, mask)["params"]
   assert all(p.dtype == jnp.float32 for p in jax.tree.leaves(params))
   pred = model.apply({"params": params}, x, mask)
-  ref = _tiny_like(model).apply({"params": params}, x, mask)
+  ref = model.clone(dtype=jnp.float32).apply({"params": params}, x, mask)
   assert pred.dtype == jnp.float32
   np.testing.assert_allclose(pred, ref, atol=0.1, rtol=0.1)
 
-
-def _tiny_like(model: MAMP) -> MAMP:
-  return model.clone(dtype=jnp.float32)

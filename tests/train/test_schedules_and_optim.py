@@ -7,6 +7,7 @@ import numpy as np
 import optax
 import pytest
 
+from stars_jax import masking
 from stars_jax.models.mamp import MAMP
 from stars_jax.train import schedules
 from stars_jax.train.state import adamw, path_name, weight_decay_mask
@@ -23,7 +24,6 @@ def test_warmup_half_cosine_matches_official_formula(step):
 
 def test_weight_decay_groups_follow_timm():
   model = MAMP(dim=32, depth=1, num_heads=4, decoder_dim=32, decoder_depth=1, decoder_heads=4, num_frames=16)
-  from stars_jax import masking
   x = jnp.zeros((1, 16, 25, 3))
   params = jax.eval_shape(model.init, jax.random.PRNGKey(0), x,
                           masking.sample_masking(jax.random.PRNGKey(0), x, t_patch=4, mask_ratio=0.9,
