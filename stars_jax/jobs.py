@@ -1,4 +1,10 @@
-"""The jobs `main` runs, one per `config.stage`; each returns the metrics that go into results.json."""
+"""The jobs `main` runs, one per `config.stage`; each returns the metrics that go into results.json.
+
+  pretrain       MAMP stage 1 (workdir/checkpoints)
+  tune           STARS stage 2 from `stars.init` (workdir/checkpoints, workdir/best)
+  pretrain_tune  both in sequence (workdir/stage1, workdir/stars), then kNN-1 / logistic probes of the
+                 stage-1 and tuned encoders against a random one on the test split
+"""
 import pathlib
 from typing import Any, Callable
 
@@ -10,29 +16,64 @@ from stars_jax.data import sources
 from stars_jax.data.npz import open_split
 from stars_jax.evaluate import features, probe
 from stars_jax.models.mamp import encoder_of
-from stars_jax.train import pretrain
+from stars_jax.train import pretrain, tune
+
+
+def _summary(run: dict[str, Any]) -> dict[str, Any]:
+  return {"steps": run["steps"], "steps_per_epoch": run["steps_per_epoch"], "wall_time_s": run["wall_time_s"],
+          "loss_history": run["history"], **(run["history"][-1] if run["history"] else {})}
+
+
+def _random_encoder_params(config: ml_collections.ConfigDict, encoder) -> dict:
+  clip = jnp.zeros((1, 2, config.data.window, config.model.num_joints, 3))  # (N, M, T, V, C)
+  init_key, _ = jax.random.split(jax.random.PRNGKey(config.seed + 1))  # as init_state does for seed + 1
+  return jax.jit(encoder.init)(init_key, clip)["params"]
+
+
+def _probe(config, encoder, named_params: dict[str, dict], mesh) -> dict[str, Any]:
+  """kNN-1 and logistic-probe test accuracy of each encoder (and of a random one) on the dataset's splits."""
+  path = sources.dataset_path(config.data)
+  named_params = {**named_params, "random_init": _random_encoder_params(config, encoder)}
+  return probe.probe(encoder, named_params, open_split(path, "train"), open_split(path, "test"), config.data,
+                     config.probe.batch_size, mesh)
+
+
+def _tune_summary(run: dict[str, Any]) -> dict[str, Any]:
+  return {**_summary(run), "monitor": run["monitor"], "selection_split": run["monitor_split"]}
 
 
 def pretrain_job(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> dict[str, Any]:
   """MAMP pretraining, then (if `probe.enabled`) frozen-feature checks of the encoder vs a random one."""
   run = pretrain.train(config, workdir)
-  results: dict[str, Any] = {"pretrain": {
-      "steps": run["steps"], "steps_per_epoch": run["steps_per_epoch"],
-      "wall_time_s": run["wall_time_s"], "loss_history": run["history"],
-      **(run["history"][-1] if run["history"] else {})}}
+  results: dict[str, Any] = {"pretrain": _summary(run)}
   if config.probe.enabled:
-    path = sources.dataset_path(config.data)
-    train_split, test_split = open_split(path, "train"), open_split(path, "test")
-    encoder = encoder_of(run["model"])
     trained = features.encoder_params(jax.device_get(run["state"].params))
-    clip = jnp.zeros((1, 2, config.data.window, config.model.num_joints, 3))  # (N, M, T, V, C)
-    init_key, _ = jax.random.split(jax.random.PRNGKey(config.seed + 1))  # as init_state does for seed + 1
-    untrained = jax.jit(encoder.init)(init_key, clip)["params"]
-    results.update(probe.probe(encoder, {"stage1": trained, "random_init": untrained}, train_split,
-                               test_split, config.data, config.probe.batch_size, run["mesh"]))
+    results.update(_probe(config, encoder_of(run["model"]), {"stage1": trained}, run["mesh"]))
+  return results
+
+
+def tune_job(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> dict[str, Any]:
+  """STARS tuning from `stars.init`; the selected (best monitor) state is in workdir/best."""
+  return {"stars": _tune_summary(tune.train(config, workdir))}
+
+
+def pretrain_tune_job(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> dict[str, Any]:
+  """MAMP then STARS (initialised from the MAMP run's last checkpoint), then probes of both encoders."""
+  stage1 = pretrain.train(config, workdir / "stage1")
+  tune_config = ml_collections.ConfigDict(config.to_dict())
+  tune_config.stars.init = str(workdir / "stage1" / "checkpoints")
+  stage2 = tune.train(tune_config, workdir / "stars")
+  results: dict[str, Any] = {"pretrain": _summary(stage1), "stars": _tune_summary(stage2)}
+  if config.probe.enabled:
+    named = {"stage1": features.encoder_params(jax.device_get(stage1["state"].params)),
+             "stars": features.encoder_params(jax.device_get(stage2["best_state"].params)),
+             "stars_last": features.encoder_params(jax.device_get(stage2["state"].params))}
+    results.update(_probe(config, encoder_of(stage1["model"]), named, stage1["mesh"]))
   return results
 
 
 JOBS: dict[str, Callable[[ml_collections.ConfigDict, pathlib.Path], dict[str, Any]]] = {
     "pretrain": pretrain_job,
+    "tune": tune_job,
+    "pretrain_tune": pretrain_tune_job,
 }

@@ -31,3 +31,13 @@ def masked_mse(pred: jax.Array, target: jax.Array, mask: jax.Array) -> jax.Array
   """Mean over masked tokens of the per-token mean squared error. pred/target (B, L, P), mask (B, L)."""
   per_token = jnp.square(pred.astype(jnp.float32) - target).mean(axis=-1)  # (B, L)
   return (per_token * mask).sum() / mask.sum()
+
+
+def nnclr_loss(predictions: jax.Array, neighbours: jax.Array, temperature: float) -> jax.Array:
+  """NNCLR cross-entropy (SPEC §4.5): row i of neighbours (B, D) against every prediction (B, D), target i.
+
+  Both inputs are unit rows over the *global* batch; the mean over rows equals the official per-rank mean
+  followed by DDP's gradient averaging.
+  """
+  logits = jnp.matmul(neighbours, predictions.T, precision=jax.lax.Precision.HIGHEST) / temperature  # (B, B)
+  return jnp.mean(jax.nn.logsumexp(logits, axis=1) - jnp.diagonal(logits))

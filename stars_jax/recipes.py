@@ -75,3 +75,65 @@ def mamp_pretrain(dataset: str, split: str) -> ml_collections.ConfigDict:
       batch_size=256,
   ))
   return config
+
+
+# STARS stage 2 (SPEC §4.7): the dataset's stage-1 weights and its layer decay in the third/merged stage.
+STARS_LAYER_DECAY = {"ntu60": 0.45, "ntu120": 0.40, "pku2": 0.35}
+STARS_RECIPES = ("second", "third", "merged", "full")
+
+
+def stars_options(recipe: str, layer_decay: float, lr: float = 1e-3) -> ml_collections.ConfigDict:
+  """The STARS tuning settings shared by every dataset (SPEC §4.2-4.8); the official *effective* behaviour
+  is the default, with the modern alternative named beside each option."""
+  if recipe not in STARS_RECIPES:
+    raise ValueError(f"STARS recipe {recipe!r}; choose one of {STARS_RECIPES}")
+  return ml_collections.ConfigDict(dict(
+      recipe=recipe,             # second: head only; third/merged: blocks >= depth/2 + final norm + head; full
+      init="",                   # checkpoint directory: a MAMP run's checkpoints/ (second, merged, full) or a
+                                 # STARS run's best/ (third: restores head, BN statistics and queue too)
+      epochs=20 if recipe == "second" else 10,
+      batch_size=128,            # global: 4 GPUs x 32
+      max_steps=-1,
+      train_p_interval=(1.0,),   # both views = the full valid sequence resized to data.window (SPEC §4.4)
+      head_hidden_dim=4096,
+      temperature=0.07,
+      topk=0,                    # 0: the nearest neighbour; k > 0: a random one of the k nearest
+      loss="effective",          # official: only the first branch carries gradient, scaled by 1/2 (SPEC §7.2);
+                                 # 'symmetric': both branches differentiated (with identical views: full grad)
+      bn_updates_per_step=2,     # official: running BN statistics move once per branch (SPEC §4.5); 1 = once
+      queue=ml_collections.ConfigDict(dict(
+          size=32768,
+          sharding="replicate",  # or 'data': rows split over the `data` mesh axis
+          warm_start=False,      # official: random unit vectors (id -1) until overwritten; True: filled from
+                                 # one pass of projections before the first step
+      )),
+      optim=ml_collections.ConfigDict(dict(
+          lr=lr, layer_decay=layer_decay,  # block k: lr * layer_decay ** (depth - k); norm, head: lr
+          b1=0.9, b2=0.95, eps=1e-8,
+          weight_decay=0.01,     # official effective: PyTorch AdamW default; the yaml value is ignored (§7.4)
+          decay_groups="all",    # 'all' (official: every tuned tensor) or 'no_1d' (no decay on 1-D / bias)
+          clip="per_tensor",     # 'per_tensor' (official, §7.6), 'global' or 'none'
+          clip_norm=3.0,
+          schedule="constant",   # official (§7.5); 'warmup_cosine': linear warmup then half-cosine to min_lr
+          warmup_epochs=0.0, min_lr=0.0,
+      )),
+      monitor=ml_collections.ConfigDict(dict(
+          split="val",           # 'val': carved from the training set; 'test': the official selection (§7.9)
+          val_fraction=0.1,
+          ks=(10, 20, 40), temperature=0.1,
+          every_epochs=1,
+          batch_size=256,
+      )),
+  ))
+
+
+def stars_tune(dataset: str, split: str, recipe: str) -> ml_collections.ConfigDict:
+  """An official STARS tuning config (SPEC §4.7) as a stand-alone stage ('tune')."""
+  config = mamp_pretrain(dataset, split)
+  for key in ("masking", "optim", "probe", "batch_size"):
+    del config[key]
+  config.stage = "tune"
+  config.data.random_rot = False  # stage 2 trains without augmentation (SPEC §1.7)
+  config.checkpoint_every_steps = 500
+  config.stars = stars_options(recipe, STARS_LAYER_DECAY[dataset], lr=1e-4 if dataset == "pku2" else 1e-3)
+  return config

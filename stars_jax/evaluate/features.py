@@ -12,6 +12,7 @@ from stars_jax.models.mamp import Encoder, pooled_features
 from stars_jax.train import sharding
 
 EmbedFn = Callable[[dict, jax.Array], jax.Array]
+ClipFn = Callable[[dict, jax.Array], jax.Array]  # (variables, clips (B, M, T, V, C)) -> features (B, D)
 
 
 def encoder_params(params: dict) -> dict:
@@ -19,14 +20,21 @@ def encoder_params(params: dict) -> dict:
   return {k: v for k, v in params.items() if not k.startswith(("decoder", "mask", "head"))}
 
 
-def make_embed_fn(encoder: Encoder, data_config: ml_collections.ConfigDict,
-                  mesh: jax.sharding.Mesh) -> EmbedFn:
-  """Jitted (params, raw (B, 300, 150)) -> pooled (B, D) features, batch sharded over `data`."""
-  def embed(params, x):
+def make_feature_fn(clip_fn: ClipFn, data_config: ml_collections.ConfigDict,
+                    mesh: jax.sharding.Mesh) -> EmbedFn:
+  """Jitted (variables, raw (B, 300, 150)) -> clip_fn features (B, D) of the eval crop, batch over `data`."""
+  def embed(variables, x):
     clips = transforms.augment_batch(None, x, p_interval=tuple(data_config.eval_p_interval),
                                      window=data_config.window, rotate=False)  # (B, M, T, V, C)
-    return pooled_features(encoder.apply({"params": params}, clips))  # (B, D)
+    return clip_fn(variables, clips)
   return jax.jit(embed, in_shardings=(None, sharding.batch_sharding(mesh)))
+
+
+def make_embed_fn(encoder: Encoder, data_config: ml_collections.ConfigDict,
+                  mesh: jax.sharding.Mesh) -> EmbedFn:
+  """Jitted (params, raw (B, 300, 150)) -> pooled (B, D) encoder features."""
+  return make_feature_fn(lambda params, clips: pooled_features(encoder.apply({"params": params}, clips)),
+                         data_config, mesh)
 
 
 def extract(embed: EmbedFn, params: dict, split: SkeletonSplit, batch_size: int,

@@ -1,15 +1,18 @@
-"""Atomic, resumable checkpoints with Orbax: the train state plus the input pipeline's position."""
+"""Atomic, resumable checkpoints with Orbax: the train state plus a JSON item (input pipeline position, ...)."""
+import dataclasses
 import pathlib
 from typing import Any, Optional
 
 import jax
 import orbax.checkpoint as ocp
 
-from stars_jax.train.state import TrainState
+STATE_ITEM = "state"
 
 
-def _saved_fields(state: TrainState) -> dict[str, Any]:
-  return {"step": state.step, "params": state.params, "opt_state": state.opt_state, "rng": state.rng}
+def _saved_fields(state: Any) -> dict[str, Any]:
+  """The array fields of a flax.struct state dataclass (its static fields are rebuilt from the config)."""
+  return {f.name: getattr(state, f.name) for f in dataclasses.fields(state)
+          if f.metadata.get("pytree_node", True)}
 
 
 class Checkpointer:
@@ -24,23 +27,50 @@ class Checkpointer:
   def latest_step(self) -> Optional[int]:
     return self._manager.latest_step()
 
-  def save(self, state: TrainState, data_state: dict[str, Any]) -> None:
+  def save(self, state: Any, extra: dict[str, Any]) -> None:
+    """Saves the state's arrays and the JSON-serialisable `extra` under the state's step."""
     step = int(jax.device_get(state.step))
     if step in self._manager.all_steps():
       return
     self._manager.save(step, args=ocp.args.Composite(
-        state=ocp.args.StandardSave(_saved_fields(state)), data=ocp.args.JsonSave(data_state)))
+        state=ocp.args.StandardSave(_saved_fields(state)), data=ocp.args.JsonSave(extra)))
 
-  def restore(self, state: TrainState, step: Optional[int] = None) -> tuple[TrainState, dict[str, Any]]:
-    """Restores into the structure, dtypes and shardings of `state` (concrete or abstract arrays)."""
+  def restore(self, state: Any, step: Optional[int] = None) -> tuple[Any, dict[str, Any]]:
+    """Restores into the structure, dtypes and shardings of `state` (concrete or abstract arrays).
+    Returns (state, extra)."""
     step = self.latest_step() if step is None else step
     target = jax.tree.map(ocp.utils.to_shape_dtype_struct, _saved_fields(state))
     restored = self._manager.restore(step, args=ocp.args.Composite(
         state=ocp.args.StandardRestore(target), data=ocp.args.JsonRestore()))
     return state.replace(**restored["state"]), restored["data"]
 
+  def item_path(self, step: Optional[int] = None) -> pathlib.Path:
+    """Directory of the state item of a saved step (default: the latest)."""
+    step = self.latest_step() if step is None else step
+    if step is None:
+      raise FileNotFoundError(f"no checkpoint under {self._manager.directory}")
+    return pathlib.Path(self._manager.directory) / str(step) / STATE_ITEM
+
   def wait(self) -> None:
     self._manager.wait_until_finished()
 
   def close(self) -> None:
     self._manager.close()
+
+
+def restore_fields(item_path: str | pathlib.Path, target: dict[str, Any]) -> dict[str, Any]:
+  """Partial restore of a saved state item: only the sub-trees in `target` (arrays or ShapeDtypeStructs,
+  whose shardings are used), e.g. {'params': encoder params} out of a whole MAMP pretraining state."""
+  item_path = pathlib.Path(item_path)
+  if not item_path.is_dir():
+    raise FileNotFoundError(f"checkpoint item {item_path} not found")
+  target = jax.tree.map(ocp.utils.to_shape_dtype_struct, target)
+  with ocp.PyTreeCheckpointer() as checkpointer:
+    return checkpointer.restore(item_path.absolute(), args=ocp.args.PyTreeRestore(
+        item=target, restore_args=ocp.checkpoint_utils.construct_restore_args(target), partial_restore=True))
+
+
+def saved_structure(item_path: str | pathlib.Path) -> dict[str, Any]:
+  """The tree structure (leaf metadata) of a saved state item, without reading arrays."""
+  with ocp.PyTreeCheckpointer() as checkpointer:
+    return checkpointer.metadata(pathlib.Path(item_path).absolute()).item_metadata.tree

@@ -1,8 +1,6 @@
 """Stage 1: MAMP pretraining (SPEC §2–3). A pure jitted step and the host loop that feeds it."""
 import functools
-import logging
 import pathlib
-import time
 from typing import Any
 
 import jax
@@ -15,8 +13,8 @@ from stars_jax import losses, masking
 from stars_jax.data import pipeline, sources, transforms
 from stars_jax.data.npz import open_split
 from stars_jax.models.mamp import MAMP, fold_persons
-from stars_jax.train import checkpoint, schedules, sharding
-from stars_jax.train.metrics import MetricWriter, progress_bar
+from stars_jax.train import checkpoint, loop, schedules, sharding
+from stars_jax.train.metrics import MetricWriter
 from stars_jax.train.state import TrainState, adamw
 
 RAW_FRAMES, RAW_VALUES = 300, 150  # official npz sample layout (T, M*V*C)
@@ -125,40 +123,17 @@ def train(config: ml_collections.ConfigDict, workdir: str | pathlib.Path) -> dic
       train_split, global_batch_size=config.batch_size, seed=config.seed,
       process_index=jax.process_index(), process_count=jax.process_count(),
       num_threads=config.data.num_threads, prefetch=config.data.prefetch)
-  if ckpt.latest_step() is not None:
-    state, data_state = ckpt.restore(state)
-    data_iter.set_state(data_state)
-    logging.info("Resumed from step %d", int(state.step))
-  start = int(jax.device_get(state.step))
-
+  state = loop.restore(ckpt, state, data_iter)
   writer = MetricWriter(workdir / "tensorboard")
-  bar = progress_bar(total_steps, start, "MAMP pretrain")
-  history: list[dict[str, float]] = []
-  window, t_log = None, time.perf_counter()
-  t_start = time.perf_counter()
-  for step in range(start, total_steps):
-    batch = next(data_iter)
-    state, metrics = step_fn(state, global_batch(batch["x"], mesh))
-    # Summed on device: no host sync until the log step.
-    window = metrics if window is None else jax.tree.map(jnp.add, window, metrics)
-    bar.update(1)
-    done = step + 1
-    if done % config.log_every_steps == 0 or done == total_steps:
-      steps = done - (history[-1]["step"] if history else start)
-      logged = {k: float(v) / steps for k, v in jax.device_get(window).items()}
-      now = time.perf_counter()
-      logged["clips_per_s"] = steps * config.batch_size / (now - t_log)
-      window, t_log = None, now
-      writer.write_scalars(done, {f"train/{k}": v for k, v in logged.items()})
-      bar.set_postfix(loss=f"{logged['loss']:.4f}", lr=f"{logged['lr']:.2e}",
-                      clips_s=f"{logged['clips_per_s']:.0f}")
-      history.append({"step": done, **logged})
-    if done % config.checkpoint_every_steps == 0 or done == total_steps:
-      ckpt.save(state, data_iter.get_state())
-  bar.close()
-  data_iter.close()
-  ckpt.wait()
-  ckpt.close()
-  writer.close()
+  try:
+    state, history, wall_time = loop.fit(
+        state, step_fn, lambda batch: (global_batch(batch["x"], mesh),), data_iter, ckpt=ckpt,
+        writer=writer, total_steps=total_steps, batch_size=config.batch_size,
+        log_every=config.log_every_steps, checkpoint_every=config.checkpoint_every_steps,
+        desc="MAMP pretrain")
+  finally:
+    data_iter.close()
+    ckpt.close()
+    writer.close()
   return {"state": state, "model": model, "mesh": mesh, "steps": total_steps, "steps_per_epoch": spe,
-          "history": history, "wall_time_s": time.perf_counter() - t_start}
+          "history": history, "wall_time_s": wall_time}

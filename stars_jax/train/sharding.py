@@ -1,8 +1,9 @@
 """Device mesh and partition rules: the batch is split over the `data` axis, parameters placed by rules.
 
-Rules are (regex on the parameter path, placement) pairs, first match wins. Placements: 'replicate', or
+Rules are (regex on the parameter path, placement) pairs, first match wins. Placements: 'replicate',
 'fsdp' (shard the largest axis divisible by the `data` axis size; ZeRO-3 style parameter and optimizer-state
-sharding). FSDP is therefore one switch: `config.sharding.fsdp`.
+sharding), or 'rows' (split the leading axis over `data`, e.g. the STARS support queue). FSDP is therefore one
+switch: `config.sharding.fsdp`.
 """
 import re
 from typing import Any, Sequence
@@ -14,7 +15,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 from stars_jax.train.state import path_name
 
 DATA_AXIS = "data"
-REPLICATE, FSDP = "replicate", "fsdp"
+REPLICATE, FSDP, ROWS = "replicate", "fsdp", "rows"
 
 
 def make_mesh(devices: Sequence[jax.Device] | None = None) -> Mesh:
@@ -59,7 +60,9 @@ def tree_shardings(tree: Any, mesh: Mesh, rules: Sequence[tuple[str, str]],
       if pattern.fullmatch(name):
         if placement == FSDP and getattr(leaf, "ndim", 0) > 0:
           return NamedSharding(mesh, _fsdp_spec(leaf.shape, axis_size, fsdp_min_size))
-        if placement not in (FSDP, REPLICATE):
+        if placement == ROWS and getattr(leaf, "ndim", 0) > 0:
+          return batch_sharding(mesh)
+        if placement not in (FSDP, REPLICATE, ROWS):
           raise ValueError(f"Unknown placement {placement!r} for rule {pattern.pattern!r}")
         return replicated(mesh)
     raise ValueError(f"No partition rule matches parameter {name!r}")
