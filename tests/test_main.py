@@ -14,6 +14,9 @@ TINY = [
     "--config.model.decoder_depth=1", "--config.batch_size=8", "--config.optim.epochs=12",
     "--config.optim.warmup_epochs=1", "--config.log_every_steps=3", "--config.checkpoint_every_steps=12",
     "--config.probe.batch_size=16",
+    "--config.stars.epochs=2", "--config.stars.batch_size=8", "--config.stars.head_hidden_dim=32",
+    "--config.stars.queue.size=20", "--config.stars.monitor.batch_size=16",
+    "--config.stars.monitor.val_fraction=0.25", "--config.stars.monitor.ks=(1,3)",
 ]
 
 
@@ -33,16 +36,23 @@ def test_main_job_end_to_end(tmp_path):
   history = results["pretrain"]["loss_history"]
   assert results["pretrain"]["steps"] == history[-1]["step"] == 36  # 24 train clips / 8 x 12 epochs
   assert history[-1]["loss"] < 0.7 * history[0]["loss"]
+  stars = results["stars"]
+  assert stars["steps"] == stars["loss_history"][-1]["step"] == 6  # stage 2: 24 clips / 8 x 2 epochs
+  assert stars["selection_split"] == "val" and [m["step"] for m in stars["monitor"]["history"]] == [3, 6]
   for metric in ("knn1", "logistic"):
-    assert set(results[metric]) == {"stage1", "random_init"}
+    assert set(results[metric]) == {"stage1", "stars", "stars_last", "random_init"}
     assert all(0.0 <= v <= 100.0 for v in results[metric].values())
   assert results["config"]["model"]["dim"] == 32  # the config it ran, overrides included
   assert (tmp_path / "data" / "Synthetic_XSub.npz").is_file()
-  assert any((tmp_path / "run" / "tensorboard").iterdir())
+  for stage in ("stage1", "stars"):
+    assert any((tmp_path / "run" / stage / "tensorboard").iterdir())
+  assert any((tmp_path / "run" / "stars" / "best").iterdir())
   # Relaunching a finished run resumes at its last checkpoint and trains no further.
   again = _main(tmp_path / "run", tmp_path / "data")
   assert again.returncode == 0, again.stderr[-3000:]
-  assert json.loads((tmp_path / "run" / "results.json").read_text())["pretrain"]["loss_history"] == []
+  rerun = json.loads((tmp_path / "run" / "results.json").read_text())
+  assert rerun["pretrain"]["loss_history"] == [] and rerun["stars"]["loss_history"] == []
+  assert rerun["knn1"]["stars"] == results["knn1"]["stars"]  # the same selected checkpoint
 
 
 def test_bad_dataset_path_names_the_file_and_key(tmp_path):

@@ -1,0 +1,147 @@
+"""The STARS tuning step and loop: masked updates, frozen layers forward-only, sharding, init, resume."""
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from stars_jax import recipes
+from stars_jax.data.npz import open_split
+from stars_jax.train import pretrain, sharding, tune
+from stars_jax.train.state import FROZEN
+
+
+@pytest.fixture
+def tune_config(tiny_config):
+  """tiny_config plus STARS options sized for CPU tests ('merged' recipe, queue not a multiple of the batch)."""
+  config = tiny_config
+  config.stars = recipes.stars_options("merged", layer_decay=0.45)
+  config.stars.update(dict(epochs=2, batch_size=8, head_hidden_dim=32))
+  config.stars.queue.size = 20
+  config.stars.monitor.update(dict(val_fraction=0.25, ks=(1, 3), batch_size=8))
+  return config
+
+
+def _setup(config, devices):
+  mesh = sharding.make_mesh(devices)
+  model = tune.build_model(config)
+  schedule = tune.make_schedule(config, 3)
+  state, shardings, tx, labels = tune.init_state(config, model, schedule, mesh)
+  step_fn = tune.compile_step(config, model, schedule, tx, labels, mesh, shardings)
+  return mesh, model, state, step_fn, labels
+
+
+def _run_steps(config, devices, steps=3):
+  mesh, _, state, step_fn, labels = _setup(config, devices)
+  split = open_split(config.data.path, "train")
+  initial = jax.device_get(state.params)
+  metrics = []
+  b = config.stars.batch_size
+  for i in range(steps):
+    x, ids = np.asarray(split.x[i * b:(i + 1) * b]), np.arange(i * b, (i + 1) * b, dtype=np.int32)
+    state, m = step_fn(state, pretrain.global_batch(x, mesh), pretrain.global_batch(ids, mesh))
+    metrics.append(jax.device_get(m))
+  return initial, state, metrics, labels
+
+
+def test_frozen_parameters_are_bit_identical_and_tuned_ones_move(tune_config):
+  initial, state, metrics, labels = _run_steps(tune_config, jax.devices()[:1])
+  final = jax.device_get(state.params)
+  frozen = tuned = 0
+  for label, a, b in zip(jax.tree.leaves(labels), jax.tree.leaves(initial), jax.tree.leaves(final)):
+    if label == FROZEN:
+      np.testing.assert_array_equal(a, b)
+      frozen += 1
+    else:
+      assert not np.array_equal(a, b)
+      tuned += 1
+  assert frozen and tuned
+  assert set(jax.tree.leaves(labels)) == {FROZEN, "layer_2", "layer_3", "layer_4"}  # blocks_1, norm: 3, head
+  assert all(np.isfinite(m["loss"]) for m in metrics)
+  # 3 batches of 8 through a queue of 20: the ring wrapped, ids 4..23 remain.
+  np.testing.assert_array_equal(np.sort(np.asarray(state.queue.ids)), np.arange(4, 24))
+  assert int(state.queue.ptr) == 24 % 20
+
+
+# Leaves with an exactly zero true gradient: Adam turns their float-noise gradient into +-lr steps of random
+# sign. The attention key bias (softmax is shift-invariant), the final norm's bias (a constant shift of the
+# pooled feature is removed by the projector's BatchNorm) and the projector's bias (a constant shift of z passes
+# the bias-free predictor_0 and is removed by the predictor's BatchNorm; z itself is stop-gradient).
+_ZERO_GRADIENT = ("['attn']['qkv']['bias']", "['norm']['bias']", "['head']['projector_0']['bias']")
+
+
+def _assert_params_close(a, b):
+  for (path, x), y in zip(jax.tree_util.tree_flatten_with_path(a)[0], jax.tree.leaves(b)):
+    name = jax.tree_util.keystr(path)
+    if not name.endswith(_ZERO_GRADIENT):
+      np.testing.assert_allclose(x, y, rtol=1e-4, atol=2e-5, err_msg=name)
+
+
+def test_sharded_step_equals_single_device_step(tune_config):
+  tune_config.stars.queue.size = 24  # divides over 8 devices
+  _, single, m1, _ = _run_steps(tune_config, jax.devices()[:1])
+  for queue_sharding in ("replicate", "data"):
+    tune_config.stars.queue.sharding = queue_sharding
+    _, sharded, m8, _ = _run_steps(tune_config, jax.devices())
+    rows = {str(s.index) for s in sharded.queue.embeddings.addressable_shards}
+    assert len(rows) == (8 if queue_sharding == "data" else 1)
+    # Global-batch reductions run in another order on 8 devices; logits / 0.07 amplify that float noise.
+    for a, b in zip(m1, m8):
+      np.testing.assert_allclose(a["loss"], b["loss"], rtol=1e-4)
+    _assert_params_close(jax.device_get(single.params), jax.device_get(sharded.params))
+    # Running variances (running means record the random walk of the zero-gradient biases above).
+    for (path, x), y in zip(jax.tree_util.tree_flatten_with_path(jax.device_get(single.batch_stats))[0],
+                            jax.tree.leaves(jax.device_get(sharded.batch_stats))):
+      if jax.tree_util.keystr(path).endswith("['var']"):
+        np.testing.assert_allclose(x, y, rtol=1e-4)
+    np.testing.assert_array_equal(np.asarray(single.queue.ids), np.asarray(sharded.queue.ids))
+
+
+def _step_flops(config) -> float:
+  mesh, _, state, step_fn, _ = _setup(config, jax.devices()[:1])
+  x = pretrain.global_batch(np.zeros((config.stars.batch_size, 300, 150), np.float32), mesh)
+  ids = pretrain.global_batch(np.arange(config.stars.batch_size, dtype=np.int32), mesh)
+  return step_fn.lower(state, x, ids).compile().cost_analysis()["flops"]
+
+
+def test_frozen_layers_run_forward_only(tune_config):
+  """From the compiled step's FLOP count: no backward pass below the lowest tuned block."""
+  tune_config.model.depth = 4
+  flops = {}
+  for recipe in ("second", "merged", "full"):
+    tune_config.stars.recipe = recipe
+    flops[recipe] = _step_flops(tune_config)
+  # Backward costs about twice the forward of the layers it covers: with half the blocks tuned the step
+  # is about (1 + 2 * 1/2) / (1 + 2) = 2/3 of full tuning; head-only tuning runs the encoder forward only.
+  assert flops["second"] < 0.45 * flops["full"]
+  assert 0.55 * flops["full"] < flops["merged"] < 0.8 * flops["full"]
+
+
+def test_init_from_mamp_checkpoint(tune_config, tmp_path):
+  tune_config.max_steps = 2
+  stage1 = pretrain.train(tune_config, tmp_path / "stage1")
+  mesh, model, state, _, _ = _setup(tune_config, jax.devices()[:1])
+  loaded = tune.load_init(state, tmp_path / "stage1" / "checkpoints")
+  mamp = jax.device_get(stage1["state"].params)
+  for name in ("blocks_0", "norm", "joints_embed", "temp_embed"):
+    jax.tree.map(np.testing.assert_array_equal, mamp[name], jax.device_get(loaded.params[name]))
+  jax.tree.map(np.testing.assert_array_equal, jax.device_get(state.params["head"]),
+               jax.device_get(loaded.params["head"]))  # the head stays as initialised
+  tune_config.model.dim = 64
+  _, _, wrong, _, _ = _setup(tune_config, jax.devices()[:1])
+  with pytest.raises(ValueError, match="temp_embed|pos_embed|joints_embed|blocks_0"):
+    tune.load_init(wrong, tmp_path / "stage1" / "checkpoints")
+
+
+def test_resume_is_bit_identical(tune_config, tmp_path):
+  tune_config.stars.max_steps = 5
+  straight = tune.train(tune_config, tmp_path / "straight")
+  tune_config.stars.max_steps = 2
+  tune.train(tune_config, tmp_path / "resumed")
+  tune_config.stars.max_steps = 5
+  resumed = tune.train(tune_config, tmp_path / "resumed")
+  assert resumed["history"][0]["step"] == 3
+  for field in ("params", "batch_stats", "opt_state", "queue"):
+    jax.tree.map(np.testing.assert_array_equal, jax.device_get(getattr(straight["state"], field)),
+                 jax.device_get(getattr(resumed["state"], field)))
+  assert straight["monitor"] == resumed["monitor"]
+  assert straight["monitor"]["best"]["split"] == "val"
