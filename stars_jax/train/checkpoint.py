@@ -44,18 +44,20 @@ class Checkpointer:
         state=ocp.args.StandardRestore(target), data=ocp.args.JsonRestore()))
     return state.replace(**restored["state"]), restored["data"]
 
-  def item_path(self, step: Optional[int] = None) -> pathlib.Path:
-    """Directory of the state item of a saved step (default: the latest)."""
-    step = self.latest_step() if step is None else step
-    if step is None:
-      raise FileNotFoundError(f"no checkpoint under {self._manager.directory}")
-    return pathlib.Path(self._manager.directory) / str(step) / STATE_ITEM
-
   def wait(self) -> None:
     self._manager.wait_until_finished()
 
   def close(self) -> None:
     self._manager.close()
+
+
+def latest_item_path(directory: str | pathlib.Path) -> pathlib.Path:
+  """The state item of the newest complete checkpoint under `directory` (read-only: creates nothing)."""
+  directory = pathlib.Path(directory)
+  steps = sorted(int(p.name) for p in directory.iterdir() if p.name.isdigit()) if directory.is_dir() else []
+  if not steps:
+    raise FileNotFoundError(f"no checkpoint under {directory}")
+  return directory / str(steps[-1]) / STATE_ITEM
 
 
 def restore_fields(item_path: str | pathlib.Path, target: dict[str, Any]) -> dict[str, Any]:

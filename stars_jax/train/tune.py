@@ -12,7 +12,6 @@ from typing import Any, Optional
 import jax
 import jax.numpy as jnp
 import ml_collections
-import numpy as np
 import optax
 
 from stars_jax import losses, support_queue
@@ -148,7 +147,10 @@ def init_state(config: ml_collections.ConfigDict, model: STARS, schedule: optax.
 def load_init(state: TuneState, path: str | pathlib.Path) -> TuneState:
   """Initialises from a checkpoint directory of ours: a MAMP run (encoder weights; decoder and mask token
   dropped, head kept fresh, SPEC §4.3 step 2) or a STARS run (params, BN statistics and queue, step 3)."""
-  item = checkpoint.Checkpointer(path).item_path()
+  try:
+    item = checkpoint.latest_item_path(path)
+  except FileNotFoundError as e:
+    raise FileNotFoundError(f"{e} (config key stars.init)") from e
   saved = checkpoint.saved_structure(item)
   is_stars = "queue" in saved
   params = state.params if is_stars else features.encoder_params(state.params)
@@ -252,6 +254,4 @@ def train(config: ml_collections.ConfigDict, workdir: str | pathlib.Path) -> dic
   best_ckpt.close()
   return {"state": state, "best_state": best_state if best_state is not None else state, "model": model,
           "mesh": mesh, "steps": total_steps, "steps_per_epoch": spe, "history": history,
-          "monitor": monitor.get_state(), "monitor_split": monitor.label, "wall_time_s": wall_time,
-          "train_split": train_split, "test_split": test_split, "param_labels": labels,
-          "num_params": int(sum(np.size(x) for x in jax.tree.leaves(state.params)))}
+          "monitor": monitor.get_state(), "monitor_split": monitor.label, "wall_time_s": wall_time}

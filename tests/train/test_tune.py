@@ -126,6 +126,9 @@ def test_init_from_mamp_checkpoint(tune_config, tmp_path):
     jax.tree.map(np.testing.assert_array_equal, mamp[name], jax.device_get(loaded.params[name]))
   jax.tree.map(np.testing.assert_array_equal, jax.device_get(state.params["head"]),
                jax.device_get(loaded.params["head"]))  # the head stays as initialised
+  with pytest.raises(FileNotFoundError, match="stars.init"):
+    tune.load_init(state, tmp_path / "missing")
+  assert not (tmp_path / "missing").exists()  # a wrong path is reported, not created
   tune_config.model.dim = 64
   _, _, wrong, _, _ = _setup(tune_config, jax.devices()[:1])
   with pytest.raises(ValueError, match="temp_embed|pos_embed|joints_embed|blocks_0"):
