@@ -2,7 +2,11 @@
 
 Runs the job named by `config.stage` and writes DIR/results.json with its final metrics and the config.
 Any config value can be overridden, e.g. `--config.batch_size=64 --config.optim.epochs=10`.
+
+Tools that are not training jobs are subcommands, `stars-jax <name> ...` (see `_SUBCOMMANDS`); each parses its
+own arguments.
 """
+import importlib
 import json
 import logging
 import os
@@ -51,8 +55,15 @@ def main(argv) -> None:
     logging.info("Wrote %s", workdir / "results.json")
 
 
+# name -> module with `main(argv: list[str]) -> int` (argv without the program and subcommand names).
+_SUBCOMMANDS: dict[str, str] = {}
+
+
 def run() -> None:
   """Console-script entry point (`stars-jax`)."""
+  if len(sys.argv) > 1 and sys.argv[1] in _SUBCOMMANDS:
+    module = importlib.import_module(_SUBCOMMANDS[sys.argv[1]])
+    sys.exit(module.main(sys.argv[2:]))
   flags.mark_flags_as_required(["config", "workdir"])
   app.run(main, argv=sys.argv)
 
