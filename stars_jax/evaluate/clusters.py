@@ -1,0 +1,74 @@
+"""Cluster quality of frozen features (silhouette, k-means NMI/ARI) and the t-SNE / confusion-matrix figures."""
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from sklearn.cluster import KMeans
+from sklearn.manifold import TSNE
+from sklearn.metrics import adjusted_rand_score, confusion_matrix, normalized_mutual_info_score, silhouette_score
+from sklearn.preprocessing import normalize
+
+SILHOUETTE_MAX_SAMPLES = 10_000  # silhouette is O(N^2): above this, a seeded uniform subsample of this size
+KMEANS_N_INIT = 4  # k-means restarts (the best inertia is kept)
+TSNE_MAX_POINTS = 3_000  # t-SNE is slow and unreadable beyond a few thousand points
+
+
+def _subsample(n: int, max_points: int, seed: int) -> np.ndarray:
+  """Sorted indices of a seeded uniform subsample of size min(n, max_points)."""
+  if n <= max_points:
+    return np.arange(n)
+  return np.sort(np.random.default_rng(seed).choice(n, max_points, replace=False))
+
+
+def cluster_metrics(features: np.ndarray, labels: np.ndarray, seed: int = 0) -> dict[str, float]:
+  """{'silhouette', 'nmi', 'ari'} of L2-normalised features, as fractions (not percent).
+
+  silhouette in [-1, 1]: of the true labels, cosine distance, on at most SILHOUETTE_MAX_SAMPLES samples (a
+  seeded subsample). nmi in [0, 1] and ari (<= 1, about 0 for chance, can be slightly negative): k-means with k =
+  number of classes present (seeded, KMEANS_N_INIT restarts) against the true labels.
+  """
+  x = normalize(np.asarray(features, np.float32))  # (N, D)
+  labels = np.asarray(labels)
+  keep = _subsample(len(x), SILHOUETTE_MAX_SAMPLES, seed)
+  silhouette = silhouette_score(x[keep], labels[keep], metric="cosine")
+  kmeans = KMeans(n_clusters=len(np.unique(labels)), n_init=KMEANS_N_INIT, random_state=seed)
+  clusters = kmeans.fit_predict(x)  # (N,)
+  return {"silhouette": float(silhouette), "nmi": float(normalized_mutual_info_score(labels, clusters)),
+          "ari": float(adjusted_rand_score(labels, clusters))}
+
+
+def _save(fig: Figure, path) -> None:
+  FigureCanvasAgg(fig)
+  fig.savefig(path, format="png", dpi=120)
+
+
+def plot_tsne(features: np.ndarray, labels: np.ndarray, path, title: str, seed: int = 0) -> None:
+  """2-D t-SNE (cosine, of at most TSNE_MAX_POINTS seeded samples) coloured by label, written as a PNG."""
+  keep = _subsample(len(features), TSNE_MAX_POINTS, seed)
+  x = normalize(np.asarray(features, np.float32)[keep])  # (n, D)
+  y = np.asarray(labels)[keep]  # (n,)
+  tsne = TSNE(n_components=2, metric="cosine", init="pca", perplexity=min(30.0, (len(x) - 1) / 3),
+              random_state=seed)
+  xy = tsne.fit_transform(x)  # (n, 2)
+  fig = Figure(figsize=(7, 7))
+  ax = fig.add_subplot()
+  ax.scatter(xy[:, 0], xy[:, 1], c=y, cmap="nipy_spectral", s=4)
+  ax.set_title(title)
+  ax.set_xticks([])
+  ax.set_yticks([])
+  _save(fig, path)
+
+
+def plot_confusion(y_true: np.ndarray, y_pred: np.ndarray, num_classes: int, path, title: str) -> np.ndarray:
+  """Row-normalised confusion matrix (rows = true class, each row sums to 1 or is empty), written as a PNG;
+  returns it, (C, C)."""
+  counts = confusion_matrix(y_true, y_pred, labels=np.arange(num_classes)).astype(np.float64)  # (C, C)
+  matrix = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1.0)  # (C, C)
+  fig = Figure(figsize=(7, 6))
+  ax = fig.add_subplot()
+  image = ax.imshow(matrix, cmap="viridis", vmin=0.0, vmax=1.0)
+  fig.colorbar(image, ax=ax)
+  ax.set_xlabel("predicted class")
+  ax.set_ylabel("true class")
+  ax.set_title(title)
+  _save(fig, path)
+  return matrix
