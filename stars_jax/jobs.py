@@ -4,6 +4,9 @@
   tune           STARS stage 2 from `stars.init` (workdir/checkpoints, workdir/best)
   pretrain_tune  both in sequence (workdir/stage1, workdir/stars), then kNN-1 / logistic probes of the
                  stage-1 and tuned encoders against a random one on the test split
+  linear         linear probe of `linear.init` (SPEC §3.3; `linear.mode='cached'` for the fast variant)
+  finetune       fine-tuning of `finetune.init` (SPEC §3.4); semi-supervised with finetune.data_ratio < 1,
+                 transfer when init was pretrained on another dataset
 """
 import pathlib
 from typing import Any, Callable
@@ -16,7 +19,7 @@ from stars_jax.data import sources
 from stars_jax.data.npz import open_split
 from stars_jax.evaluate import features, probe
 from stars_jax.models.mamp import encoder_of
-from stars_jax.train import pretrain, tune
+from stars_jax.train import classify, pretrain, tune
 
 
 def _summary(run: dict[str, Any]) -> dict[str, Any]:
@@ -72,8 +75,28 @@ def pretrain_tune_job(config: ml_collections.ConfigDict, workdir: pathlib.Path) 
   return results
 
 
+def _downstream_summary(run: dict[str, Any]) -> dict[str, Any]:
+  return {k: v for k, v in run.items() if k not in ("state", "model")}
+
+
+def linear_job(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> dict[str, Any]:
+  """Linear probe; results['linear'] = test top-1 best (official: max over epochs) and last, in percent."""
+  if config.linear.mode == "cached":
+    return {"linear": classify.train_linear_cached(config, config.linear.init)}
+  if config.linear.mode != "full":
+    raise ValueError(f"linear.mode={config.linear.mode!r}; choose 'full' or 'cached'")
+  return {"linear": _downstream_summary(classify.train(config, workdir, "linear"))}
+
+
+def finetune_job(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> dict[str, Any]:
+  """Fine-tuning; results['finetune'] = test top-1 best and last (percent), the labelled subset size."""
+  return {"finetune": _downstream_summary(classify.train(config, workdir, "finetune"))}
+
+
 JOBS: dict[str, Callable[[ml_collections.ConfigDict, pathlib.Path], dict[str, Any]]] = {
     "pretrain": pretrain_job,
     "tune": tune_job,
     "pretrain_tune": pretrain_tune_job,
+    "linear": linear_job,
+    "finetune": finetune_job,
 }

@@ -137,3 +137,69 @@ def stars_tune(dataset: str, split: str, recipe: str) -> ml_collections.ConfigDi
   config.checkpoint_every_steps = 500
   config.stars = stars_options(recipe, STARS_LAYER_DECAY[dataset], lr=1e-4 if dataset == "pku2" else 1e-3)
   return config
+
+
+# Downstream protocols (SPEC §3.3-3.6). Official head widths, including the configs' class-count slips (§7.12):
+# extra logits are never targets; -1 = the dataset's one-hot width.
+OFFICIAL_NUM_CLASSES = {
+    "linear": {("ntu60", "xsub"): 60, ("ntu60", "xview"): 120, ("ntu120", "xsub"): 120, ("ntu120", "xset"): 120,
+               ("pku1", "xsub"): 60, ("pku2", "xsub"): 60},
+    "finetune": {("ntu60", "xsub"): 60, ("ntu60", "xview"): 60, ("ntu120", "xsub"): 120, ("ntu120", "xset"): 120,
+                 ("pku1", "xsub"): 60, ("pku2", "xsub"): 51},
+}
+
+
+def linear_options(num_classes: int = -1) -> ml_collections.ConfigDict:
+  """Linear probe (SPEC §3.3): frozen encoder in inference mode, BN(affine=False) + Linear, SGD."""
+  return ml_collections.ConfigDict(dict(
+      init="",                 # checkpoint directory of a MAMP or STARS run ('' = random encoder)
+      mode="full",             # 'full': augmented clips through the frozen encoder every step (official);
+                               # 'cached': un-augmented features extracted once, head trained on them (fast)
+      num_classes=num_classes,
+      epochs=100, warmup_epochs=0.0, batch_size=256,  # global: 2 GPUs x 128
+      lr=0.1, min_lr=0.0, momentum=0.9, weight_decay=0.0,
+      eval_batch_size=256, eval_every_epochs=1,
+  ))
+
+
+def finetune_options(num_classes: int = -1, data_ratio: float = 1.0) -> ml_collections.ConfigDict:
+  """Fine-tuning (SPEC §3.4) with the scripts' lr 3e-4 / 1e-5 (§7.15); data_ratio < 1 = semi-supervised."""
+  return ml_collections.ConfigDict(dict(
+      init="",                 # checkpoint directory of a MAMP or STARS run ('' = scratch baseline)
+      num_classes=num_classes,
+      epochs=100, warmup_epochs=5.0, batch_size=48,   # global: 2 GPUs x 24
+      lr=3e-4, min_lr=1e-5, layer_decay=0.8,          # scratch baseline: layer_decay=1.0
+      b1=0.9, b2=0.999, eps=1e-8, weight_decay=0.05,  # no decay on 1-D tensors and biases
+      drop_path=0.3, dropout=0.3, label_smoothing=0.1,
+      data_ratio=data_ratio,   # semi-supervised: labelled fraction of the training split (SPEC §3.5)
+      class_balanced=False,    # official: a plain random subset; True: the same fraction of every class
+      eval_batch_size=256, eval_every_epochs=1,
+  ))
+
+
+def _downstream(dataset: str, split: str, stage: str) -> ml_collections.ConfigDict:
+  config = mamp_pretrain(dataset, split)
+  for key in ("masking", "optim", "probe", "batch_size"):
+    del config[key]
+  config.stage = stage
+  config.checkpoint_every_steps = 1000
+  config.keep_checkpoints = 1
+  return config
+
+
+def linear_probe(dataset: str, split: str) -> ml_collections.ConfigDict:
+  """Official linear probe of one dataset/split (PKU-II: batch 32, lr 0.01, SPEC §3.3)."""
+  config = _downstream(dataset, split, "linear")
+  config.linear = linear_options(OFFICIAL_NUM_CLASSES["linear"][(dataset, split)])
+  if dataset == "pku2":
+    config.linear.update(dict(batch_size=32, lr=0.01))
+  elif dataset == "pku1":
+    config.linear.batch_size = 128
+  return config
+
+
+def finetune(dataset: str, split: str, data_ratio: float = 1.0) -> ml_collections.ConfigDict:
+  """Official fine-tuning (or semi-supervised fine-tuning with data_ratio < 1) of one dataset/split."""
+  config = _downstream(dataset, split, "finetune")
+  config.finetune = finetune_options(OFFICIAL_NUM_CLASSES["finetune"][(dataset, split)], data_ratio)
+  return config

@@ -126,3 +126,26 @@ def open_split(path: str | pathlib.Path, split: str) -> SkeletonSplit:
   labels = y.argmax(axis=1).astype(np.int32)  # (N,)
   labels.flags.writeable = False
   return SkeletonSplit(path=path, split=split, x=x, labels=labels, num_classes=int(y.shape[1]))
+
+
+class _Rows:
+  """Read-only row view base[indices[i]] of a (memory-mapped) array; rows are read on access."""
+
+  def __init__(self, base: np.ndarray, indices: np.ndarray):
+    self._base, self._indices = base, indices
+    self.shape = (len(indices), *base.shape[1:])
+    self.dtype = base.dtype
+
+  def __len__(self) -> int:
+    return len(self._indices)
+
+  def __getitem__(self, i: int) -> np.ndarray:
+    return self._base[self._indices[i]]
+
+
+def take(split: SkeletonSplit, indices: np.ndarray) -> SkeletonSplit:
+  """The samples `indices` of a split (e.g. a semi-supervised subset), without reading them."""
+  indices = np.asarray(indices, np.int64)
+  if len(indices) and (indices.min() < 0 or indices.max() >= len(split)):
+    raise IndexError(f"{split.path} ({split.split}): subset indices outside [0, {len(split)})")
+  return dataclasses.replace(split, x=_Rows(split.x, indices), labels=np.asarray(split.labels)[indices])

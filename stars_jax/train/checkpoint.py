@@ -6,6 +6,8 @@ from typing import Any, Optional
 import jax
 import orbax.checkpoint as ocp
 
+from stars_jax.train.state import path_name
+
 STATE_ITEM = "state"
 
 
@@ -76,3 +78,19 @@ def saved_structure(item_path: str | pathlib.Path) -> dict[str, Any]:
   """The tree structure (leaf metadata) of a saved state item, without reading arrays."""
   with ocp.PyTreeCheckpointer() as checkpointer:
     return checkpointer.metadata(pathlib.Path(item_path).absolute()).item_metadata.tree
+
+
+def restore_checked(item_path: str | pathlib.Path, target: dict[str, Any], config_key: str) -> dict[str, Any]:
+  """`restore_fields` after checking that every target leaf exists in the checkpoint with the target's shape;
+  a mismatch raises an error naming the checkpoint key and `config_key` (the setting that chose the file)."""
+  saved = saved_structure(item_path)
+  saved_shapes = {path_name(p): tuple(v.shape) for p, v in
+                  jax.tree_util.tree_flatten_with_path(saved, is_leaf=lambda v: hasattr(v, "shape"))[0]}
+  for p, v in jax.tree_util.tree_flatten_with_path(target)[0]:
+    name = path_name(p)
+    if saved_shapes.get(name) != tuple(v.shape):
+      raise ValueError(f"{item_path}: checkpoint key {name!r} has shape {saved_shapes.get(name)}, the model "
+                       f"expects {tuple(v.shape)} ({config_key} must point at a checkpoint of this model "
+                       "size; config.model must match it)")
+  return restore_fields(item_path, target)
+

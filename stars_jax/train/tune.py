@@ -23,7 +23,7 @@ from stars_jax.models.stars import STARS
 from stars_jax.train import checkpoint, loop, schedules, sharding
 from stars_jax.train.metrics import MetricWriter
 from stars_jax.train.pretrain import compute_dtype, global_batch
-from stars_jax.train.state import (TuneState, apply_tuned_updates, layer_lr_scales, path_name, tuning_labels,
+from stars_jax.train.state import (TuneState, apply_tuned_updates, layer_lr_scales, tuning_labels,
                                    tuning_optimizer)
 
 QUEUE_ROWS = "queue/(embeddings|ids)"  # parameter-path regex of the queue's row-indexed arrays
@@ -151,18 +151,10 @@ def load_init(state: TuneState, path: str | pathlib.Path) -> TuneState:
     item = checkpoint.latest_item_path(path)
   except FileNotFoundError as e:
     raise FileNotFoundError(f"{e} (config key stars.init)") from e
-  saved = checkpoint.saved_structure(item)
-  is_stars = "queue" in saved
+  is_stars = "queue" in checkpoint.saved_structure(item)
   params = state.params if is_stars else features.encoder_params(state.params)
   target = {"params": params, **({"batch_stats": state.batch_stats, "queue": state.queue} if is_stars else {})}
-  saved_shapes = {path_name(p): tuple(v.shape) for p, v in
-                  jax.tree_util.tree_flatten_with_path(saved, is_leaf=lambda v: hasattr(v, "shape"))[0]}
-  for p, v in jax.tree_util.tree_flatten_with_path(target)[0]:
-    name = path_name(p)
-    if saved_shapes.get(name) != tuple(v.shape):
-      raise ValueError(f"{item}: checkpoint key {name!r} has shape {saved_shapes.get(name)}, the model "
-                       f"expects {tuple(v.shape)} (config.model must match the checkpoint's)")
-  restored = checkpoint.restore_fields(item, target)
+  restored = checkpoint.restore_checked(item, target, "stars.init")
   logging.info("Initialised STARS from %s checkpoint %s", "a STARS" if is_stars else "a MAMP", item)
   return state.replace(params={**state.params, **restored["params"]},
                        **({"batch_stats": restored["batch_stats"], "queue": restored["queue"]}
