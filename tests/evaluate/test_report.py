@@ -1,0 +1,80 @@
+"""results.json -> markdown table: rows, Δ, best/last labels, skipped entries, seed aggregation, CLI."""
+import json
+import sys
+
+import pytest
+
+from stars_jax.evaluate.report import main, markdown_table, write_report
+
+RESULTS = {
+    "config": {"seed": 0, "data": {"name": "synthetic"}},
+    "pretrain": {"steps": 10, "loss_history": [{"loss": 1.0}]},
+    "devices": ["cpu"],
+    "flags": {"probe": True},
+    "knn1": {"stage1": 70.0, "stars": 75.5, "random_init": 10.0},
+    "linear": {"stage1": {"best": 80.0, "last": 79.0}, "stars": {"best": 82.0, "last": 81.25}},
+    "finetune": {"stage1": 90.0},
+    "finetune_last": {"stage1": 89.5},
+    "nmi": {"stage1": 0.5, "stars": 0.625},
+}
+
+TABLE = """\
+| protocol | stage1 | stars | Δ (stars − stage1) | random_init |
+|---|---|---|---|---|
+| knn1 | 70.00 | 75.50 | +5.50 | 10.00 |
+| linear (best) | 80.00 | 82.00 | +2.00 | – |
+| linear (last) | 79.00 | 81.25 | +2.25 | – |
+| finetune (best) | 90.00 | – | – | – |
+| finetune (last) | 89.50 | – | – | – |
+| nmi | 0.500 | 0.625 | +0.125 | – |
+"""
+
+
+def test_table_of_one_run():
+  assert markdown_table(RESULTS) == TABLE
+
+
+def test_single_encoder_has_no_delta():
+  table = markdown_table({"knn1": {"stage1": 70.0}, "stars": {"monitor": {"k10": 1.0}}})
+  assert table == "| protocol | stage1 |\n|---|---|\n| knn1 | 70.00 |\n"
+
+
+def test_seeds_are_mean_and_std():
+  seed1 = {"knn1": {"stage1": 70.0, "stars": 74.0}, "ari": {"stage1": 0.25, "stars": 0.5}}
+  seed2 = {"knn1": {"stage1": 72.0, "stars": 78.0}, "ari": {"stage1": 0.75}}
+  lines = markdown_table([seed1, seed2]).splitlines()
+  # knn1: stage1 71 ± sqrt(2); stars 76 ± sqrt(8); Δ per seed +4, +6 -> 5 ± sqrt(2). ari: stars in one seed only.
+  assert lines[2] == "| knn1 | 71.00 ± 1.41 | 76.00 ± 2.83 | +5.00 ± 1.41 |"
+  assert lines[3] == "| ari | 0.500 ± 0.354 | 0.500 (n=1) | +0.250 (n=1) |"
+
+
+def test_write_report_and_cli(tmp_path, capsys):
+  (tmp_path / "results.json").write_text(json.dumps(RESULTS))
+  text = write_report(tmp_path)
+  assert TABLE in text
+  assert (tmp_path / "report.md").read_text() == text
+  (tmp_path / "report.md").unlink()
+  assert main([str(tmp_path)]) == 0
+  assert (tmp_path / "report.md").read_text() == text
+  assert capsys.readouterr().out == text
+  assert not list(tmp_path.glob("*.tmp"))
+
+
+def test_cli_several_seeds_and_missing(tmp_path, capsys):
+  for seed, acc in enumerate([60.0, 64.0]):
+    (tmp_path / str(seed)).mkdir()
+    (tmp_path / str(seed) / "results.json").write_text(json.dumps({"knn1": {"stage1": acc}}))
+  assert main([str(tmp_path / "0"), str(tmp_path / "1")]) == 0
+  assert "| knn1 | 62.00 ± 2.83 |" in capsys.readouterr().out
+  assert not (tmp_path / "0" / "report.md").exists()
+  assert main([str(tmp_path / "0"), str(tmp_path / "missing")]) == 1
+
+
+def test_subcommand_entry_point(tmp_path, monkeypatch, capsys):
+  from stars_jax.main import run
+  (tmp_path / "results.json").write_text(json.dumps(RESULTS))
+  monkeypatch.setattr(sys, "argv", ["stars-jax", "report", str(tmp_path)])
+  with pytest.raises(SystemExit) as exit_info:
+    run()
+  assert exit_info.value.code == 0
+  assert TABLE in capsys.readouterr().out and (tmp_path / "report.md").is_file()
