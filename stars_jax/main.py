@@ -56,7 +56,7 @@ def main(argv) -> None:
 
 
 # name -> module with `main(argv: list[str]) -> int` (argv without the program and subcommand names).
-_SUBCOMMANDS: dict[str, str] = {"report": "stars_jax.evaluate.report"}
+_SUBCOMMANDS: dict[str, str] = {"prepare": "data_prep.cli", "report": "stars_jax.evaluate.report"}
 
 
 def run() -> None:

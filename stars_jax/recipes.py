@@ -19,6 +19,7 @@ def data_config(path: str) -> ml_collections.ConfigDict:
   """Feeder settings of every official pretraining config (SPEC §1.6)."""
   return ml_collections.ConfigDict(dict(
       path=path,               # npz in the official layout; `synthetic` below is used when path is ''
+      format="npz",            # or 'array_record': path is a TFDS build dir (data_prep/README.md)
       synthetic=ml_collections.ConfigDict(dict(
           dir="data/synthetic", split="xsub", num_classes=12, num_subjects=10, num_cameras=3,
           num_repetitions=2, seed=0)),
