@@ -38,6 +38,7 @@ class _SkeletonBuilder(tfds.core.GeneratorBasedBuilder):
   def __init__(self, *, staged: prepare.Staged | None = None, dataset: prepare.Dataset | None = None,
                workers: int = 1, **kwargs):
     self._staged, self._dataset, self._workers = staged, dataset, workers
+    kwargs.setdefault("file_format", "array_record")  # TFRecord would need TensorFlow
     super().__init__(**kwargs)
 
   def _info(self) -> tfds.core.DatasetInfo:

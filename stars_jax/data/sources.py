@@ -1,9 +1,11 @@
-"""Resolves a data config to an npz file in the official layout (a real dataset or the synthetic one)."""
+"""Resolves a data config to its dataset: an npz in the official layout (real or synthetic) or a TFDS build."""
 import pathlib
 
 import ml_collections
 
-from stars_jax.data import synthetic
+from stars_jax.data import npz, synthetic
+
+FORMATS = ("npz", "array_record")
 
 
 def synthetic_spec(cfg: ml_collections.ConfigDict) -> synthetic.SyntheticSpec:
@@ -14,6 +16,8 @@ def synthetic_spec(cfg: ml_collections.ConfigDict) -> synthetic.SyntheticSpec:
 
 def dataset_path(data_config: ml_collections.ConfigDict) -> pathlib.Path:
   """`data.path` if set; otherwise the synthetic split file, generated on first use."""
+  if data_config.get("format", "npz") == "array_record":
+    return pathlib.Path(data_config.path)  # a TFDS build directory, checked by its reader
   if data_config.path:
     path = pathlib.Path(data_config.path)
     if not path.is_file():
@@ -26,3 +30,14 @@ def dataset_path(data_config: ml_collections.ConfigDict) -> pathlib.Path:
   if cfg.split not in paths:
     raise KeyError(f"data.synthetic.split={cfg.split!r}; choose one of {sorted(paths)}")
   return paths[cfg.split]
+
+
+def open_split(data_config: ml_collections.ConfigDict, split: str) -> npz.SkeletonSplit:
+  """The 'train' or 'test' split of the configured dataset, in the format `data.format` names."""
+  data_format = data_config.get("format", "npz")
+  if data_format not in FORMATS:
+    raise ValueError(f"data.format={data_format!r}; choose one of {FORMATS}")
+  if data_format == "array_record":
+    from data_prep import tfds_reader  # needs tensorflow_datasets, only for this format
+    return tfds_reader.open_split(dataset_path(data_config), split)
+  return npz.open_split(dataset_path(data_config), split)

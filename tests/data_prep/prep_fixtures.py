@@ -42,5 +42,6 @@ def write_pku(folder: pathlib.Path, video: str, skeleton: np.ndarray, labels: li
 
 def write_pku_split(folder: pathlib.Path, file_name: str, train: list[str], test: list[str]) -> None:
   """The official split-file layout: a title line, the training list, a title line, the test list."""
+  folder.mkdir(parents=True, exist_ok=True)
   (folder / file_name).write_text(
       f"Training videos: \n{', '.join(train)}\nValidataion videos: \n{', '.join(test)}\n")
