@@ -56,7 +56,10 @@ def main(argv) -> None:
 
 
 # name -> module with `main(argv: list[str]) -> int` (argv without the program and subcommand names).
-_SUBCOMMANDS: dict[str, str] = {"prepare": "data_prep.cli", "report": "stars_jax.evaluate.report"}
+_SUBCOMMANDS: dict[str, str] = {"prepare": "data_prep.cli",
+                               "import-torch": "stars_jax.interop.import_torch",
+                               "export-torch": "stars_jax.interop.export_torch",
+                               "report": "stars_jax.evaluate.report"}
 
 
 def run() -> None:

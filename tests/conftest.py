@@ -45,3 +45,8 @@ def tiny_config(tmp_path):
   config.log_every_steps = 1
   config.checkpoint_every_steps = 3
   return config
+
+
+def pytest_addoption(parser):
+  parser.addoption("--torch-reference", default=None,
+                   help="directory with checkouts of the official MAMP/ and STARS/ (runs tests/interop parity tests)")

@@ -1,0 +1,1 @@
+"""Interoperability with the official PyTorch MAMP and STARS code: checkpoints, parity harness."""

@@ -1,0 +1,20 @@
+"""`stars-jax import-torch CKPT --out DIR`: an official MAMP/STARS PyTorch checkpoint -> our orbax checkpoint.
+
+DIR can then be given to `--config.stars.init=DIR` (a MAMP checkpoint starts STARS from the official stage-1
+weights; a STARS checkpoint also restores the head, BatchNorm statistics and queue) or to evaluation.
+PyTorch is not needed.
+"""
+import argparse
+import json
+
+from stars_jax.interop import torch_checkpoint
+
+
+def main(argv: list[str]) -> int:
+  parser = argparse.ArgumentParser(prog="stars-jax import-torch", description=__doc__)
+  parser.add_argument("checkpoint", help="official .pth/.pt file (MAMP {'model': ...} or STARS state dict)")
+  parser.add_argument("--out", required=True, help="directory for the orbax checkpoint (created)")
+  args = parser.parse_args(argv)
+  info = torch_checkpoint.import_checkpoint(args.checkpoint, args.out)
+  print(json.dumps({k: v for k, v in info.items() if k != "args"}, indent=2, default=str))
+  return 0

@@ -1,0 +1,323 @@
+"""Numerical parity with the official PyTorch code on identical weights and inputs (SPEC §2, §4.2-4.6).
+
+Runs with `pytest tests/interop --torch-reference DIR` where DIR holds checkouts DIR/MAMP and DIR/STARS, and
+torch is importable; skipped otherwise. Weights travel official -> .pth -> `import_checkpoint` -> ours, so the
+import path is part of every comparison. Criterion: max |ours - official| <= 1e-5 * max |official|, float32.
+"""
+import argparse
+import types
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from stars_jax import losses, masking, recipes
+from stars_jax.interop import parity, torch_checkpoint
+from stars_jax.models.classifier import Classifier
+from stars_jax.models.mamp import MAMP, Encoder
+from stars_jax.models.stars import STARS
+from stars_jax.train import sharding, tune
+from stars_jax.train.state import FROZEN, adamw, apply_tuned_updates
+
+TOL = 1e-5
+DIM, DEPTH, HEADS, FRAMES, JOINTS, T_PATCH, HIDDEN, QUEUE, N, M = 32, 2, 4, 16, 25, 4, 64, 64, 8, 2
+ENCODER = dict(dim_in=3, depth=DEPTH, num_heads=HEADS, mlp_ratio=4, num_frames=FRAMES, num_joints=JOINTS,
+               patch_size=1, t_patch_size=T_PATCH, qkv_bias=True)
+DIFFS: dict[str, float] = {}  # largest relative difference per compared quantity (printed at the end)
+
+
+@pytest.fixture(scope="module")
+def official(request):
+  root = request.config.getoption("--torch-reference")
+  if not root:
+    pytest.skip("needs --torch-reference DIR (official MAMP and STARS checkouts)")
+  torch = pytest.importorskip("torch")
+  torch.manual_seed(0)
+  yield parity.load_official(root)
+  print("\nlargest relative differences:")
+  for name, value in sorted(DIFFS.items()):
+    print(f"  {name}: {value if isinstance(value, tuple) else f'{value:.2e}'}")
+
+
+def check(name: str, ours, reference, where: str = "") -> None:
+  err = parity.relative_error(ours, reference)
+  DIFFS[name] = max(DIFFS.get(name, 0.0), err)
+  assert err <= TOL, f"{name}{where}: relative difference {err:.3e}"
+
+
+def check_tree(name: str, ours: dict, reference: dict, tree_scale: bool = False) -> None:
+  """Leaf by leaf, each relative to its own scale, or (tree_scale) to the largest reference leaf."""
+  ours_flat, ref_flat = (dict(jax.tree_util.tree_flatten_with_path(t)[0]) for t in (ours, reference))
+  assert ours_flat.keys() == ref_flat.keys()
+  scale = max(np.abs(np.asarray(v)).max() for v in ref_flat.values())
+  for path in ref_flat:
+    where = f" {jax.tree_util.keystr(path)}"
+    if tree_scale:
+      per_tensor = parity.relative_error(ours_flat[path], ref_flat[path])
+      key = f"{name}, per tensor (not asserted)"
+      if per_tensor > DIFFS.get(key, (0.0,))[0]:
+        DIFFS[key] = (per_tensor, where)
+      err = float(np.max(np.abs(np.asarray(ours_flat[path], np.float64) - ref_flat[path]))) / scale
+      DIFFS[name] = max(DIFFS.get(name, 0.0), err)
+      assert err <= TOL, f"{name}{where}: difference {err:.3e} of the largest gradient"
+    else:
+      check(name, ours_flat[path], ref_flat[path], where)
+
+
+def clips(seed: int = 0) -> np.ndarray:
+  """(N, M, T, V, C) smooth random motion; the second person is absent in half of the clips (NTU-60 style)."""
+  rng = np.random.default_rng(seed)
+  x = np.cumsum(rng.normal(scale=0.05, size=(N, M, FRAMES, JOINTS, 3)), axis=2) + rng.normal(size=(N, M, 1, JOINTS, 3))
+  x[::2, 1] = 0.0
+  return x.astype(np.float32)
+
+
+def imported(torch, obj, tmp_path) -> dict:
+  """Saves an official checkpoint object, imports it, and reads our variables back."""
+  torch.save(obj, tmp_path / "official.pth")
+  torch_checkpoint.import_checkpoint(tmp_path / "official.pth", tmp_path / "ours")
+  return torch_checkpoint.read_checkpoint(tmp_path / "ours")
+
+
+def mamp_pair(official, torch, tmp_path):
+  model = official.mamp.Transformer(dim_feat=DIM, decoder_dim_feat=DIM, decoder_depth=1, norm_skes_loss=True,
+                                    **ENCODER)
+  params = imported(torch, {"model": model.state_dict(), "args": argparse.Namespace(), "epoch": 0},
+                    tmp_path)["params"]
+  ours = MAMP(dim=DIM, depth=DEPTH, num_heads=HEADS, num_frames=FRAMES, num_joints=JOINTS, t_patch=T_PATCH,
+              decoder_dim=DIM, decoder_depth=1, decoder_heads=HEADS)
+  return model, ours, jax.tree.map(jnp.asarray, params)
+
+
+def official_mamp_forward(model, torch, x: np.ndarray):
+  """Official forward (loss, pred, mask) and the keep indices its masking drew."""
+  drawn = []
+  masking_fn = model.motion_aware_random_masking
+  model.motion_aware_random_masking = lambda *a: drawn.append(masking_fn(*a)) or drawn[-1]
+  loss, pred, mask = model(torch.from_numpy(parity.to_official_clips(x)), mask_ratio=0.9, motion_stride=1,
+                           motion_aware_tau=0.8)
+  return loss, pred, mask, drawn[-1][3].numpy()
+
+
+def ours_mamp_loss(params, ours: MAMP, x: np.ndarray, ids_keep: np.ndarray):
+  folded = jnp.asarray(x).reshape(N * M, FRAMES, JOINTS, 3)
+  mask = masking.masking_from_keep(jnp.asarray(ids_keep), ours.num_tokens)
+  pred = ours.apply({"params": params}, folded, mask)
+  target = losses.reconstruction_target(folded, t_patch=T_PATCH)
+  return losses.masked_mse(pred, target, mask.mask), (pred, mask.mask)
+
+
+def test_motion_aware_masking_same_noise(official):
+  """Our masking rule from the official uniform draws keeps the same tokens in the same order."""
+  import torch
+  model = official.mamp.Transformer(dim_feat=DIM, decoder_dim_feat=DIM, decoder_depth=1, **ENCODER)
+  x = clips().reshape(N * M, FRAMES, JOINTS, 3)
+  u = np.random.default_rng(1).random((N * M, FRAMES // T_PATCH * JOINTS), dtype=np.float32)
+  tokens = torch.zeros(N * M, u.shape[1], DIM)
+  rand = torch.rand
+  torch.rand = lambda *a, **k: torch.from_numpy(u)
+  try:
+    x_orig = model.patchify(torch.from_numpy(x)).reshape(N * M, FRAMES // T_PATCH, JOINTS, -1)
+    _, mask_ref, _, keep_ref = model.motion_aware_random_masking(tokens, x_orig, 0.9, 0.8)
+  finally:
+    torch.rand = rand
+  motion = masking.token_motion(jnp.asarray(x), T_PATCH)
+  motion = motion / (motion.max(axis=-1, keepdims=True) * 0.8 + 1e-10)
+  scores = jax.nn.log_softmax(motion, axis=-1) - jnp.log(-jnp.log(jnp.asarray(u) + 1e-10) + 1e-10)
+  ours = masking._from_scores(scores, masking.num_visible(u.shape[1], 0.9))
+  np.testing.assert_array_equal(np.asarray(ours.ids_keep), keep_ref.numpy())
+  np.testing.assert_array_equal(np.asarray(ours.mask), mask_ref.numpy())
+
+
+def test_mamp_decoder_and_loss(official, tmp_path):
+  import torch
+  model, ours, params = mamp_pair(official, torch, tmp_path)
+  x = clips()
+  with torch.no_grad():
+    loss, pred, mask, ids_keep = official_mamp_forward(model, torch, x)
+  our_loss, (our_pred, our_mask) = ours_mamp_loss(params, ours, x, ids_keep)
+  np.testing.assert_array_equal(np.asarray(our_mask), mask.numpy())
+  check("mamp decoder prediction", our_pred, pred.numpy())
+  check("mamp loss", our_loss, loss.numpy())
+
+
+def official_grads(module) -> dict:
+  """The .grad of every parameter of an official module, as our (params) tree."""
+  return torch_checkpoint.to_flax({k: p.grad.numpy().copy() for k, p in module.named_parameters()
+                                   if p.grad is not None})["params"]
+
+
+def test_mamp_optimizer_step(official, tmp_path):
+  """One stage-1 step (timm weight-decay groups, AdamW betas 0.9/0.95, wd 0.05) on the same masking: the
+  gradients, then our optimizer's step from the official gradients. (Comparing parameters after two
+  independent steps is ill-conditioned: Adam's first update is lr * sign(g), so gradient entries that are
+  zero up to rounding flip by 2 lr.)"""
+  import torch
+  model, ours, params = mamp_pair(official, torch, tmp_path)
+  x = clips(1)
+  optimizer = torch.optim.AdamW(parity.weight_decay_groups(model, 0.05), lr=1e-3, betas=(0.9, 0.95))
+  loss, _, _, ids_keep = official_mamp_forward(model, torch, x)
+  optimizer.zero_grad()
+  loss.backward()
+  grads_ref = official_grads(model)
+  optimizer.step()
+  grads = jax.grad(lambda p: ours_mamp_loss(p, ours, x, ids_keep)[0])(params)
+  check_tree("mamp step: gradients", grads, grads_ref)
+  tx = adamw(optax.constant_schedule(1e-3), b1=0.9, b2=0.95, eps=1e-8, weight_decay=0.05, params=params)
+  updates, _ = tx.update(jax.tree.map(jnp.asarray, grads_ref), tx.init(params), params)
+  new_params = optax.apply_updates(params, updates)
+  after = torch_checkpoint.to_flax(parity.state_dict(model))["params"]
+  check_tree("mamp step: params (same gradients)", new_params, after)
+
+
+@pytest.mark.parametrize("protocol", ["linear", "finetune"])
+def test_encoder_and_classifier_heads(official, tmp_path, protocol):
+  """Encoder features (final norm) and logits of the linear-probe / fine-tune model, train and eval BN."""
+  import torch
+  kwargs = dict(dim_feat=DIM, num_classes=5, **ENCODER)
+  if protocol == "linear":
+    model = parity.linprobe(official, **kwargs)
+  else:
+    model = official.downstream.Transformer(protocol="finetune", **kwargs)
+    model.head.dropout.p = 0.0
+  with torch.no_grad():
+    for p in model.head.parameters():
+      p.add_(0.1 * torch.randn_like(p))
+  variables = imported(torch, {"model": model.state_dict()}, tmp_path)
+  ours = Classifier(dim=DIM, depth=DEPTH, num_heads=HEADS, num_frames=FRAMES, num_joints=JOINTS, t_patch=T_PATCH,
+                    num_classes=5, protocol=protocol, head_hidden_dim=2048, head_dropout=0.0)
+  features = []
+  model.norm.register_forward_hook(lambda m, i, o: features.append(o.detach().numpy()))
+  x = clips()
+  official_x = torch.from_numpy(parity.to_official_clips(x))
+  with torch.no_grad():
+    model.train()
+    logits_train = model(official_x).numpy()
+    model.eval()
+    logits_eval = model(official_x).numpy()
+  encoder = Encoder(dim=DIM, depth=DEPTH, num_heads=HEADS, num_frames=FRAMES, num_joints=JOINTS, t_patch=T_PATCH)
+  our_features = encoder.apply({"params": {k: v for k, v in variables["params"].items() if k != "head"}}, x)
+  check("encoder features", np.asarray(our_features).reshape(features[0].shape), features[0])
+  our_train, updated = ours.apply(variables, x, train=True, mutable=["batch_stats"])
+  check(f"{protocol} head logits (train)", our_train, logits_train)
+  check_tree(f"{protocol} head BN statistics", updated["batch_stats"],
+             torch_checkpoint.to_flax(parity.state_dict(model))["batch_stats"])
+  check(f"{protocol} head logits (eval)", ours.apply({**variables, **updated}, x, train=False), logits_eval)
+
+
+def stars_pair(official, torch, tmp_path):
+  """An official SkeletonNNCLR with perturbed head and a filled queue, and our tuning state imported from it."""
+  model = parity.nnclr(
+      official, pretrain=True, feature_dim=DIM, queue_size=QUEUE, Temperature=0.07, topk=0, dim_feat=DIM,
+      predictor_hidden_dim=HIDDEN, mask_ratio=0.0, **ENCODER)
+  with torch.no_grad():
+    for p in model.encoder_student.head.parameters():
+      p.add_(0.1 * torch.randn_like(p))
+    model.queue_id.copy_(torch.randint(-1, 2 * N, (QUEUE,)))
+    model.queue_ptr.fill_(N)
+  torch.save(model.state_dict(), tmp_path / "stars.pt")
+  torch_checkpoint.import_checkpoint(tmp_path / "stars.pt", tmp_path / "stars")
+  config = recipes.stars_tune("ntu60", "xsub", "merged")
+  config.data.window = FRAMES
+  config.model.update(dim=DIM, depth=DEPTH, num_heads=HEADS, compute_dtype="float32")
+  config.stars.update(head_hidden_dim=HIDDEN, batch_size=N, init=str(tmp_path / "stars"))
+  config.stars.queue.size = QUEUE
+  ours = tune.build_model(config)
+  mesh = sharding.make_mesh()
+  schedule = tune.make_schedule(config, 10)
+  state, shardings, tx, labels = tune.init_state(config, ours, schedule, mesh)
+  state = tune.load_init(state, config.stars.init)
+  return model, ours, config, state, (mesh, schedule, shardings, tx, labels)
+
+
+def raw_samples(seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+  """Raw (N, 300, 150) samples of varied length and their dataset ids."""
+  rng = np.random.default_rng(seed)
+  x = np.zeros((N, 300, 150), np.float32)
+  for i in range(N):
+    length = int(rng.integers(40, 300))
+    x[i, :length, :75] = np.cumsum(rng.normal(scale=0.02, size=(length, 75)), axis=0) + rng.normal(size=75)
+  return x, rng.permutation(2 * N)[:N]
+
+
+def test_stars_head_outputs(official, tmp_path):
+  """STARS projector z and predictor p (train-mode BN, then eval with the updated running statistics)."""
+  import torch
+  model, ours, config, state, _ = stars_pair(official, torch, tmp_path)
+  x = clips()
+  encoder = model.encoder_student
+  official_x = torch.from_numpy(parity.to_official_clips(x))
+  with torch.no_grad():
+    encoder.train()
+    p_train, z_train = encoder(official_x)
+    encoder.eval()
+    p_eval, z_eval = encoder(official_x)
+  single = STARS(**{f.name: getattr(ours, f.name) for f in ours.__dataclass_fields__.values()
+                    if f.name not in ("parent", "name", "bn_updates_per_step")}, bn_updates_per_step=1)
+  variables = {"params": state.params, "batch_stats": state.batch_stats}
+  (p, z), updated = single.apply(variables, x, train=True, mutable=["batch_stats"])
+  check("stars projector z (train)", z, z_train.numpy())
+  check("stars predictor p (train)", p, p_train.numpy())
+  check_tree("stars BN statistics", updated["batch_stats"],
+             torch_checkpoint.to_flax({k[len("encoder_student."):]: v for k, v in parity.state_dict(model).items()
+                                       if k.startswith("encoder_student.")})["batch_stats"])
+  p, z = single.apply({**variables, **updated}, x, train=False)
+  check("stars projector z (eval)", z, z_eval.numpy())
+  check("stars predictor p (eval)", p, p_eval.numpy())
+
+
+def test_stars_optimizer_step(official, tmp_path):
+  """One STARS 'merged' step. Our jitted `tune.train_step` against the official processor's step: loss, BN
+  statistics (moved twice), queue; the gradients of the tuned tensors; and our optimizer (per-tensor clipping,
+  AdamW groups with layer decay, frozen layers) from the official gradients (see test_mamp_optimizer_step)."""
+  import torch
+  model, ours, config, state, (mesh, schedule, shardings, tx, labels) = stars_pair(official, torch, tmp_path)
+  x, ids = raw_samples()
+  clips_ = tune.views(jnp.asarray(x), jax.random.PRNGKey(0), config)  # deterministic (p_interval [1.0])
+  processor = types.SimpleNamespace(
+      model=types.SimpleNamespace(encoder_student=model.encoder_student),
+      io=types.SimpleNamespace(print_log=lambda *a: None),
+      arg=types.SimpleNamespace(third_stage=True, model_args={"depth": DEPTH}, base_lr=1e-3, layer_decay=0.45,
+                                fully_tune=False, optimizer="AdamW", weight_decay=0.05, nesterov=False))
+  official.clr.CLRTuningProcessor.load_optimizer(processor)
+  model.train()
+  official_x = torch.from_numpy(parity.to_official_clips(clips_))
+  loss = model(official_x, official_x.clone(), torch.from_numpy(ids))
+  processor.optimizer.zero_grad()
+  loss.backward()
+  raw_ref = official_grads(model.encoder_student)
+  official.clr.clip_gradients(model.encoder_student, 3.0)
+  processor.optimizer.step()
+  after = parity.state_dict(model)
+  student = torch_checkpoint.to_flax({k[len(torch_checkpoint.STUDENT):]: v for k, v in after.items()
+                                      if k.startswith(torch_checkpoint.STUDENT)})
+
+  grads, _ = jax.grad(tune.loss_fn, has_aux=True)(state.params, state.batch_stats, ours, clips_,
+                                                   jnp.asarray(ids), state.queue, None, config.stars)
+  label_of = {jax.tree_util.keystr(p): v for p, v in jax.tree_util.tree_flatten_with_path(labels)[0]}
+  tuned = lambda tree: {k: v for k, v in ((jax.tree_util.keystr(p), v) for p, v in  # noqa: E731
+                                          jax.tree_util.tree_flatten_with_path(tree)[0]) if label_of[k] != FROZEN}
+  grads, grads_ref = tuned(grads), tuned(raw_ref)
+  # The projector's BatchNorm removes any per-channel shift of the pooled feature h that is the same for every
+  # clip, so the gradients of norm.bias and projector.0.bias are exactly zero: both sides hold rounding noise.
+  scale = max(np.abs(g).max() for g in grads_ref.values())
+  for zero in ("['norm']['bias']", "['head']['projector_0']['bias']"):
+    noise = max(np.abs(np.asarray(grads.pop(zero))).max(), np.abs(grads_ref.pop(zero)).max()) / scale
+    DIFFS["stars step: zero gradients (noise / largest)"] = noise
+    assert noise <= 10 * TOL
+  # Other gradients relative to the largest one (several nearly cancel, e.g. the last block's biases).
+  check_tree("stars step: gradients (tuned tensors)", grads, grads_ref, tree_scale=True)
+  updates, _ = tx.update(jax.tree.map(jnp.asarray, raw_ref), state.opt_state, state.params)
+  check_tree("stars step: params (same gradients)", apply_tuned_updates(state.params, updates, labels),
+             student["params"])
+
+  step = tune.compile_step(config, ours, schedule, tx, labels, mesh, shardings)
+  new_state, metrics = step(state, jnp.asarray(x), jnp.asarray(ids, jnp.int32))  # donates `state`
+  check("stars step: loss", metrics["loss"], loss.detach().numpy())
+  check_tree("stars step: BN statistics", jax.device_get(new_state.batch_stats), student["batch_stats"])
+  queue = torch_checkpoint.queue_to_flax(after)
+  check("stars step: queue", new_state.queue.embeddings, queue.embeddings)
+  np.testing.assert_array_equal(np.asarray(new_state.queue.ids), np.asarray(queue.ids))
+  assert int(new_state.queue.ptr) == int(queue.ptr)
