@@ -28,6 +28,7 @@ def data_config(path: str) -> ml_collections.ConfigDict:
       eval_p_interval=(0.95,),
       random_rot=True,
       rot_max=0.3,             # radians
+      held_out_classes=(),     # class ids removed from every training stage (few-shot protocol, SPEC §1.9)
       num_threads=4,           # grain reader threads per host
       prefetch=8,
   ))
@@ -39,7 +40,7 @@ def model_config(decoder_depth: int) -> ml_collections.ConfigDict:
       dim=256, depth=8, num_heads=8, mlp_ratio=4.0, t_patch=4, num_joints=25,
       decoder_dim=256, decoder_depth=decoder_depth, decoder_heads=8,
       compute_dtype="auto",    # 'auto': bfloat16 on GPU/TPU, float32 on CPU; or 'float32' / 'bfloat16'
-      attention_impl="",       # jax.nn.dot_product_attention implementation: '' (auto), 'xla', 'cudnn'
+      attention_impl="",       # '' (auto: 'einsum' on CPU, jax's choice elsewhere), 'xla', 'cudnn' or 'einsum'
   ))
 
 

@@ -10,6 +10,7 @@ import errno
 import pathlib
 import struct
 import zipfile
+from typing import Sequence
 
 import numpy as np
 from numpy.lib import format as npy_format
@@ -149,3 +150,10 @@ def take(split: SkeletonSplit, indices: np.ndarray) -> SkeletonSplit:
   if len(indices) and (indices.min() < 0 or indices.max() >= len(split)):
     raise IndexError(f"{split.path} ({split.split}): subset indices outside [0, {len(split)})")
   return dataclasses.replace(split, x=_Rows(split.x, indices), labels=np.asarray(split.labels)[indices])
+
+
+def without_classes(split: SkeletonSplit, classes: Sequence[int]) -> SkeletonSplit:
+  """The split minus every sample of `classes` (classes held out of training for the few-shot protocol)."""
+  if not len(classes):
+    return split
+  return take(split, np.flatnonzero(~np.isin(split.labels, np.asarray(classes))))

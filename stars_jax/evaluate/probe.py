@@ -1,8 +1,14 @@
-"""Quick frozen-feature checks run at the end of pretraining: kNN-1 and a logistic-regression probe.
+"""Frozen-feature protocols of several encoders at once: kNN (SPEC §4.10), few-shot on held-out classes (§1.9),
+cluster quality, and a logistic-regression probe as a cheap cross-check of the SGD linear probe.
 
-These compare the trained encoder with a randomly initialised one. They are a health check (cheap, on the
-host); the SPEC §3.3 linear-probe protocol is a separate stage.
+Features are the mean-pooled final-norm encoder output of the eval crop (what the official kNN and linear
+probe see), extracted once per encoder and shared by every protocol. When classes are held out of training
+(`data.held_out_classes`, the few-shot protocol), the standard protocols use the seen classes only and the
+few-shot ones the held-out classes only (bank: their training samples, queries: their test samples).
 """
+import pathlib
+from typing import Any, Optional, Sequence
+
 import jax
 import ml_collections
 import numpy as np
@@ -10,8 +16,10 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
 
 from stars_jax.data.npz import SkeletonSplit
-from stars_jax.evaluate import features, knn
+from stars_jax.evaluate import clusters, features, fewshot, knn
 from stars_jax.models.mamp import Encoder
+
+KNN_KS = (1, 2, 5, 10)
 
 
 def logistic_accuracy(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray,
@@ -23,15 +31,43 @@ def logistic_accuracy(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarr
   return 100.0 * float((clf.predict(scaler.transform(test_x)) == test_y).mean())
 
 
+def frozen_protocols(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, test_y: np.ndarray, *,
+                     held_out: Sequence[int] = (), num_classes: int, seed: int = 0,
+                     plot_dir: Optional[pathlib.Path] = None, name: str = "") -> dict[str, float]:
+  """{protocol: value} for one encoder's features: knn<k> (percent), logistic (percent), silhouette, nmi, ari
+  (fractions) on the seen classes; with held-out classes also fewshot (kNN-1 on them, percent) and oneshot
+  (nearest of one exemplar per class, mean over 5 seeded draws, percent). Writes t-SNE and kNN-1 confusion
+  PNGs to plot_dir if given."""
+  seen_tr, seen_te = ~np.isin(train_y, held_out), ~np.isin(test_y, held_out)
+  tr_x, tr_y, te_x, te_y = train_x[seen_tr], train_y[seen_tr], test_x[seen_te], test_y[seen_te]
+  out = {f"knn{k}": v for k, v in knn.knn_accuracies(tr_x, tr_y, te_x, te_y, ks=KNN_KS,
+                                                      num_classes=num_classes).items()}
+  out["logistic"] = logistic_accuracy(tr_x, tr_y, te_x, te_y, seed)
+  out.update(clusters.cluster_metrics(te_x, te_y, seed))
+  if held_out:
+    out["fewshot"] = fewshot.fewshot_knn(train_x, train_y, test_x, test_y, held_out, ks=(1,))[1]
+    out["oneshot"] = fewshot.one_shot_accuracy(test_x, test_y, held_out, seeds=tuple(range(seed, seed + 5)))["mean"]
+  if plot_dir is not None:
+    plot_dir.mkdir(parents=True, exist_ok=True)
+    clusters.plot_tsne(te_x, te_y, plot_dir / f"tsne_{name}.png", f"t-SNE of test features: {name}", seed)
+    preds = knn.knn_predict(tr_x, tr_y, te_x, k=1, num_classes=num_classes)
+    clusters.plot_confusion(te_y, preds, num_classes, plot_dir / f"confusion_knn1_{name}.png",
+                            f"kNN-1 confusion: {name}")
+  return out
+
+
 def probe(encoder: Encoder, named_params: dict[str, dict], train_split: SkeletonSplit,
           test_split: SkeletonSplit, data_config: ml_collections.ConfigDict, batch_size: int,
-          mesh: jax.sharding.Mesh) -> dict[str, dict[str, float]]:
-  """{'knn1': {name: acc}, 'logistic': {name: acc}}: test accuracy (percent) of each encoder's features."""
+          mesh: jax.sharding.Mesh, *, seed: int = 0,
+          plot_dir: Optional[pathlib.Path] = None) -> dict[str, dict[str, Any]]:
+  """{protocol: {encoder name: value}} of `frozen_protocols` for every named encoder parameter tree."""
   embed = features.make_embed_fn(encoder, data_config, mesh)  # compiled once for every parameter set
-  results: dict[str, dict[str, float]] = {"knn1": {}, "logistic": {}}
+  results: dict[str, dict[str, Any]] = {}
   for name, params in named_params.items():
     tr_x, tr_y = features.extract(embed, params, train_split, batch_size, mesh)
     te_x, te_y = features.extract(embed, params, test_split, batch_size, mesh)
-    results["knn1"][name] = knn.knn_accuracy(tr_x, tr_y, te_x, te_y, k=1)
-    results["logistic"][name] = logistic_accuracy(tr_x, tr_y, te_x, te_y)
+    metrics = frozen_protocols(tr_x, tr_y, te_x, te_y, held_out=tuple(data_config.held_out_classes),
+                               num_classes=train_split.num_classes, seed=seed, plot_dir=plot_dir, name=name)
+    for protocol, value in metrics.items():
+      results.setdefault(protocol, {})[name] = value
   return results

@@ -48,11 +48,21 @@ class SegmentEmbed(nn.Module):
                    dtype=self.dtype, name="proj")(x)
 
 
+def _einsum_attention(q: jax.Array, k: jax.Array, v: jax.Array) -> jax.Array:
+  """softmax(q k^T / sqrt(Dh)) v with q, k, v (B, N, H, Dh) -> (B, N, H, Dh); softmax in float32."""
+  q, k, v = (t.transpose(0, 2, 1, 3) for t in (q, k, v))  # (B, H, N, Dh)
+  logits = jnp.einsum("bhnd,bhmd->bhnm", q, k) * (q.shape[-1] ** -0.5)  # (B, H, N, N)
+  weights = jax.nn.softmax(logits.astype(jnp.float32), axis=-1).astype(v.dtype)
+  return jnp.einsum("bhnm,bhmd->bhnd", weights, v).transpose(0, 2, 1, 3)
+
+
 class Attention(nn.Module):
   """Multi-head self-attention with one fused qkv projection, outputs ordered [q | k | v], each head-major."""
   num_heads: int
   dtype: Dtype = jnp.float32
-  implementation: Optional[str] = None  # jax.nn.dot_product_attention: None (auto), 'xla' or 'cudnn'.
+  # None (auto: 'einsum' on CPU, else jax's choice), 'xla' or 'cudnn' (jax.nn.dot_product_attention), or
+  # 'einsum': softmax(q k^T / sqrt(Dh)) v spelled out, about 1.5x faster than the 'xla' kernel on CPU.
+  implementation: Optional[str] = None
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
@@ -60,7 +70,11 @@ class Attention(nn.Module):
     qkv = nn.Dense(3 * d, kernel_init=dense_init, dtype=self.dtype, name="qkv")(x)
     qkv = qkv.reshape(b, n, 3, self.num_heads, d // self.num_heads)  # (B, N, 3, H, Dh)
     q, k, v = qkv[:, :, 0], qkv[:, :, 1], qkv[:, :, 2]  # (B, N, H, Dh) each
-    out = jax.nn.dot_product_attention(q, k, v, implementation=self.implementation)  # scale Dh^-0.5
+    impl = self.implementation or ("einsum" if jax.default_backend() == "cpu" else None)
+    if impl == "einsum":
+      out = _einsum_attention(q, k, v)
+    else:
+      out = jax.nn.dot_product_attention(q, k, v, implementation=impl)  # scale Dh^-0.5
     return nn.Dense(d, kernel_init=dense_init, dtype=self.dtype, name="proj")(out.reshape(b, n, d))
 
 

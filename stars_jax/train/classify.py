@@ -22,7 +22,7 @@ import numpy as np
 import optax
 
 from stars_jax.data import pipeline, sources
-from stars_jax.data.npz import SkeletonSplit, open_split, take
+from stars_jax.data.npz import SkeletonSplit, take, without_classes
 from stars_jax.evaluate import features
 from stars_jax.models.classifier import Classifier
 from stars_jax.models.heads import LinearHead
@@ -212,8 +212,8 @@ def train(config: ml_collections.ConfigDict, workdir: str | pathlib.Path, protoc
   encoder, the scratch baseline), resuming from workdir/checkpoints. Returns test top-1 best/last and history."""
   workdir = pathlib.Path(workdir)
   c = config[protocol]
-  path = sources.dataset_path(config.data)
-  train_split, test_split = open_split(path, "train"), open_split(path, "test")
+  train_split, test_split = (without_classes(sources.open_split(config.data, split),
+                                             config.data.held_out_classes) for split in ("train", "test"))
   if c.get("data_ratio", 1.0) < 1.0:
     subset = label_subset(np.asarray(train_split.labels), c.data_ratio, config.seed, c.class_balanced)
     workdir.mkdir(parents=True, exist_ok=True)
@@ -271,8 +271,8 @@ def train_linear_cached(config: ml_collections.ConfigDict, init: str | dict) -> 
   un-augmented eval crop are extracted once, then the same head, optimizer and schedule train on them. Runs
   in seconds, so it keeps no checkpoints (a rerun gives the same result)."""
   c = config.linear
-  path = sources.dataset_path(config.data)
-  train_split, test_split = open_split(path, "train"), open_split(path, "test")
+  train_split, test_split = (without_classes(sources.open_split(config.data, split),
+                                             config.data.held_out_classes) for split in ("train", "test"))
   num_classes = c.num_classes if c.num_classes > 0 else train_split.num_classes
   mesh = sharding.make_mesh()
   model = build_model(config, "linear", num_classes)

@@ -11,7 +11,7 @@ import optax
 
 from stars_jax import losses, masking
 from stars_jax.data import pipeline, sources, transforms
-from stars_jax.data.npz import open_split
+from stars_jax.data.npz import without_classes
 from stars_jax.models.mamp import MAMP, fold_persons
 from stars_jax.train import checkpoint, loop, schedules, sharding
 from stars_jax.train.metrics import MetricWriter
@@ -106,7 +106,7 @@ def global_batch(local_x: np.ndarray, mesh: jax.sharding.Mesh) -> jax.Array:
 def train(config: ml_collections.ConfigDict, workdir: str | pathlib.Path) -> dict[str, Any]:
   """Pretrains (resuming from the latest checkpoint in workdir) and returns the run's summary metrics."""
   workdir = pathlib.Path(workdir)
-  train_split = open_split(sources.dataset_path(config.data), "train")
+  train_split = without_classes(sources.open_split(config.data, "train"), config.data.held_out_classes)
   spe = pipeline.steps_per_epoch(len(train_split), config.batch_size)
   total_steps = spe * config.optim.epochs
   if config.max_steps > 0:

@@ -16,7 +16,7 @@ import optax
 
 from stars_jax import losses, support_queue
 from stars_jax.data import pipeline, sources, transforms
-from stars_jax.data.npz import open_split
+from stars_jax.data.npz import without_classes
 from stars_jax.evaluate import features
 from stars_jax.evaluate.monitor import KnnMonitor
 from stars_jax.models.stars import STARS
@@ -195,8 +195,8 @@ def train(config: ml_collections.ConfigDict, workdir: str | pathlib.Path) -> dic
   """Tunes (resuming from workdir/checkpoints if present) and returns the run's summary."""
   workdir = pathlib.Path(workdir)
   s = config.stars
-  path = sources.dataset_path(config.data)
-  train_split, test_split = open_split(path, "train"), open_split(path, "test")
+  train_split, test_split = (without_classes(sources.open_split(config.data, split),
+                                             config.data.held_out_classes) for split in ("train", "test"))
   spe = pipeline.steps_per_epoch(len(train_split), s.batch_size)
   total_steps = spe * s.epochs if s.max_steps <= 0 else min(spe * s.epochs, s.max_steps)
 

@@ -126,3 +126,11 @@ def test_bfloat16_compute_keeps_float32_parameters():
   assert pred.dtype == jnp.float32
   np.testing.assert_allclose(pred, ref, atol=0.1, rtol=0.1)
 
+
+
+def test_einsum_attention_equals_jax_dot_product_attention():
+  from stars_jax.models.transformer import Attention
+  x = jax.random.normal(jax.random.PRNGKey(0), (3, 10, 32))  # (B, N, D)
+  params = Attention(4, implementation="xla").init(jax.random.PRNGKey(1), x)
+  reference = Attention(4, implementation="xla").apply(params, x)
+  np.testing.assert_allclose(Attention(4, implementation="einsum").apply(params, x), reference, atol=2e-6)

@@ -1,0 +1,129 @@
+"""Downstream stages: layer-decay table, semi-supervised subsets, label smoothing, frozen encoder under the linear
+probe, and short linear / fine-tune / cached runs on a tiny dataset (resume included)."""
+import json
+
+import jax
+import numpy as np
+import optax
+import pytest
+
+from stars_jax import recipes
+from stars_jax.data.npz import open_split, take, without_classes
+from stars_jax.train import classify
+
+
+def test_layer_decay_table_matches_spec():
+  scales = classify.layer_decay_scales(8, 0.8)
+  expected = [0.1342, 0.1678, 0.2097, 0.2621, 0.3277, 0.4096, 0.512, 0.64, 0.8, 1.0]  # SPEC §3.4, ids 0..9
+  np.testing.assert_allclose([scales[f"layer_{i}"] for i in range(10)], expected, atol=5e-5)
+  assert [classify.finetune_layer(n, 8) for n in ("pos_embed", "joints_embed/proj/kernel", "blocks_0/attn/qkv/kernel",
+                                                   "blocks_7/norm1/scale", "norm/scale", "head/fc2/bias")] == [
+                                                       0, 0, 1, 8, 9, 9]
+
+
+@pytest.mark.parametrize("ratio,size", [(0.01, 400), (0.1, 4009)])
+def test_semi_supervised_subset_sizes_and_seeding(ratio, size):
+  labels = np.arange(40_091) % 60  # NTU-60 XSub training split size (SPEC §3.5)
+  subset = classify.label_subset(labels, ratio, seed=3, class_balanced=False)
+  assert len(subset) == size and len(np.unique(subset)) == size and np.all(np.diff(subset) > 0)
+  np.testing.assert_array_equal(subset, classify.label_subset(labels, ratio, seed=3, class_balanced=False))
+  assert not np.array_equal(subset, classify.label_subset(labels, ratio, seed=4, class_balanced=False))
+
+
+def test_class_balanced_subset_takes_the_fraction_of_every_class():
+  labels = np.repeat(np.arange(4), [100, 50, 10, 3])
+  subset = classify.label_subset(labels, 0.1, seed=0, class_balanced=True)
+  assert np.bincount(labels[subset]).tolist() == [10, 5, 1, 1]  # round(0.1 n_c), at least one
+
+
+def test_label_smoothing_equals_the_timm_formula():
+  logits = jax.random.normal(jax.random.PRNGKey(0), (5, 7))
+  labels = np.array([0, 3, 6, 2, 2])
+  logp = jax.nn.log_softmax(logits)
+  nll = -logp[np.arange(5), labels]
+  expected = np.mean(0.9 * nll + 0.1 * (-logp.mean(axis=-1)))
+  np.testing.assert_allclose(classify.smoothed_cross_entropy(logits, labels, 0.1), expected, rtol=1e-6)
+
+
+def test_subset_views(tiny_config):
+  split = open_split(tiny_config.data.path, "train")
+  sub = take(split, np.array([5, 1]))
+  np.testing.assert_array_equal(sub.x[0], split.x[5])
+  assert sub.labels.tolist() == [split.labels[5], split.labels[1]] and sub.x.shape == (2, 300, 150)
+  kept = without_classes(split, [0])
+  assert len(kept) == int(np.sum(split.labels != 0)) and 0 not in kept.labels
+  with pytest.raises(IndexError, match="tiny.npz"):
+    take(split, np.array([len(split)]))
+
+
+def _config(tiny_config, stage: str):
+  config = recipes.finetune("ntu60", "xsub") if stage == "finetune" else recipes.linear_probe("ntu60", "xsub")
+  for key in ("data", "model"):
+    config[key] = tiny_config[key]
+  config.log_every_steps = 1
+  config.checkpoint_every_steps = 2
+  config[stage].update(dict(num_classes=-1, epochs=2, batch_size=8, eval_batch_size=8))
+  if stage == "finetune":
+    config.finetune.warmup_epochs = 1
+  return config
+
+
+def test_linear_probe_keeps_the_encoder_and_resumes_to_the_same_result(tiny_config, tmp_path):
+  config = _config(tiny_config, "linear")
+  full = classify.train(config, tmp_path / "a", "linear")
+  assert full["steps"] == 6 and [h["step"] for h in full["history"]] == [3, 6]
+  assert full["best"] == max(h["top1"] for h in full["history"]) and full["last"] == full["history"][-1]["top1"]
+  fresh, _, _, _ = classify.init_state(config, full["model"], "linear", classify.make_schedule(config.linear, 3),
+                                       classify.sharding.make_mesh())
+  for name in ("blocks_0", "norm", "joints_embed"):  # frozen: bit-identical to the (seeded) initial encoder
+    jax.tree.map(np.testing.assert_array_equal, full["state"].params[name], fresh.params[name])
+  assert not np.array_equal(full["state"].params["head"]["fc_1"]["kernel"], fresh.params["head"]["fc_1"]["kernel"])
+  # Interrupted after 4 steps (checkpoint at 4), relaunched: the same parameters and accuracy.
+  config.max_steps = 4
+  classify.train(config, tmp_path / "b", "linear")
+  config.max_steps = -1
+  resumed = classify.train(config, tmp_path / "b", "linear")
+  jax.tree.map(np.testing.assert_array_equal, resumed["state"].params, full["state"].params)
+  assert resumed["history"] == full["history"]
+
+
+def test_finetune_semi_supervised_writes_its_subset_and_trains_everything(tiny_config, tmp_path):
+  config = _config(tiny_config, "finetune")
+  config.finetune.data_ratio = 0.5
+  run = classify.train(config, tmp_path / "ft", "finetune")
+  saved = json.loads((tmp_path / "ft" / "subset_indices.json").read_text())
+  assert len(saved["indices"]) == 12 == run["num_train"] and saved["seed"] == config.seed
+  assert run["steps"] == 2 * (12 // 8)
+  assert all(np.isfinite(h["loss"]) for h in run["train_history"])
+
+
+def test_cached_linear_probe_from_a_parameter_tree(tiny_config):
+  config = _config(tiny_config, "linear")
+  random_encoder = classify.train_linear_cached(config, "")
+  assert random_encoder["steps"] == 6 and len(random_encoder["history"]) == 2
+  assert "not the official protocol" in random_encoder["mode"]
+  # The same (seeded) encoder passed as a parameter tree gives the same run.
+  model = classify.build_model(config, "linear", 3)
+  state, _, _, _ = classify.init_state(config, model, "linear", optax.constant_schedule(0.1),
+                                       classify.sharding.make_mesh())
+  same = classify.train_linear_cached(config, jax.device_get(state.params))
+  assert same["history"] == random_encoder["history"]
+
+
+def test_missing_init_names_the_config_key(tiny_config, tmp_path):
+  config = _config(tiny_config, "linear")
+  config.linear.init = str(tmp_path / "nowhere")
+  with pytest.raises(FileNotFoundError, match="linear.init"):
+    classify.train(config, tmp_path / "x", "linear")
+
+
+def test_optimizer_groups():
+  params = {"pos_embed": np.zeros((1, 1, 25, 4)), "blocks_0": {"w": np.zeros((4, 4))}, "norm": {"scale": np.zeros(4)},
+            "head": {"fc_1": {"kernel": np.zeros((4, 3))}}}
+  cfg = recipes.linear_options()
+  _, labels = classify.make_optimizer("linear", cfg, params, 1, optax.constant_schedule(0.1))
+  assert jax.tree.leaves(labels) == ["frozen", "head", "frozen", "frozen"]  # sorted keys
+  _, labels = classify.make_optimizer("finetune", recipes.finetune_options(), params, 1,
+                                      optax.constant_schedule(0.1))
+  assert labels == {"pos_embed": "layer_0", "blocks_0": {"w": "layer_1"}, "norm": {"scale": "layer_2"},
+                    "head": {"fc_1": {"kernel": "layer_2"}}}
