@@ -4,6 +4,7 @@ import pathlib
 
 import pytest
 
+from stars_jax import jobs
 from stars_jax.train import tune
 
 CONFIGS = sorted((pathlib.Path(__file__).parents[1] / "configs").glob("*.py"))
@@ -19,7 +20,7 @@ def _load(path):
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.stem)
 def test_config_loads(path):
   config = _load(path)
-  assert config.stage in ("pretrain", "tune", "pretrain_tune")
+  assert config.stage in jobs.JOBS
 
 
 @pytest.mark.parametrize("path", [p for p in CONFIGS if p.stem.startswith("stars_")], ids=lambda p: p.stem)
@@ -36,3 +37,24 @@ def test_stars_configs_follow_the_official_table(path):
   assert tuple(s.monitor.ks) == (10, 20, 40) and s.monitor.temperature == 0.1
   assert s.init.endswith("best" if recipe == "third" else "checkpoints")
   assert tune.first_tuned_layer(recipe, config.model.depth) == {"second": 10, "third": 5, "merged": 5}[recipe]
+
+
+@pytest.mark.parametrize("path", [p for p in CONFIGS if p.stem.startswith(("linear_", "finetune_", "semi_",
+                                                                            "transfer_"))], ids=lambda p: p.stem)
+def test_downstream_configs_follow_the_official_recipes(path):
+  config = _load(path)
+  if config.stage == "linear":  # SPEC §3.3
+    c = config.linear
+    assert (c.epochs, c.momentum, c.weight_decay, c.min_lr, c.warmup_epochs, c.mode) == (100, 0.9, 0.0, 0.0, 0, "full")
+    assert (c.batch_size, c.lr) == ((32, 0.01) if "pku2" in path.stem else (128 if "pku1" in path.stem else 256, 0.1))
+    assert c.num_classes == (120 if path.stem in ("linear_ntu60_xview",) or "ntu120" in path.stem
+                             else 60)  # including the official class-count slips (SPEC §7.12)
+  else:  # SPEC §3.4-3.6
+    c = config.finetune
+    assert (c.epochs, c.warmup_epochs, c.batch_size, c.lr, c.min_lr, c.layer_decay) == (100, 5, 48, 3e-4, 1e-5, 0.8)
+    assert (c.drop_path, c.dropout, c.label_smoothing, c.weight_decay, c.b2) == (0.3, 0.3, 0.1, 0.05, 0.999)
+    assert c.data_ratio == {"semi_ntu60_xsub_1": 0.01, "semi_ntu60_xview_1": 0.01, "semi_ntu60_xsub_10": 0.1,
+                            "semi_ntu60_xview_10": 0.1}.get(path.stem, 1.0)
+    if path.stem.startswith("transfer_"):
+      assert config.data.path.endswith("PKUv2_XSub.npz") and c.num_classes == 51
+      assert c.init == f"runs/mamp_{path.stem.split('_from_')[1]}_xsub/checkpoints"

@@ -4,10 +4,10 @@ import os
 import subprocess
 import sys
 
-import pytest
 
 TINY = [
-    "--config.data.synthetic.num_classes=4", "--config.data.synthetic.num_subjects=4",
+    "--config.data.synthetic.num_classes=6", "--config.data.held_out_classes=(1,4)",
+    "--config.data.synthetic.num_subjects=4",
     "--config.data.synthetic.num_cameras=2", "--config.data.synthetic.num_repetitions=1",
     "--config.data.window=16", "--config.data.num_threads=1",
     "--config.model.dim=32", "--config.model.depth=2", "--config.model.decoder_dim=32",
@@ -17,6 +17,7 @@ TINY = [
     "--config.stars.epochs=2", "--config.stars.batch_size=8", "--config.stars.head_hidden_dim=32",
     "--config.stars.queue.size=20", "--config.stars.monitor.batch_size=16",
     "--config.stars.monitor.val_fraction=0.25", "--config.stars.monitor.ks=(1,3)",
+    "--config.linear.epochs=2", "--config.linear.batch_size=8", "--config.linear.eval_batch_size=16",
 ]
 
 
@@ -34,14 +35,23 @@ def test_main_job_end_to_end(tmp_path):
   assert proc.returncode == 0, proc.stderr[-3000:]
   results = json.loads((tmp_path / "run" / "results.json").read_text())
   history = results["pretrain"]["loss_history"]
-  assert results["pretrain"]["steps"] == history[-1]["step"] == 36  # 24 train clips / 8 x 12 epochs
+  assert results["pretrain"]["steps"] == history[-1]["step"] == 36  # 24 seen-class clips / 8 x 12 epochs
   assert history[-1]["loss"] < 0.7 * history[0]["loss"]
   stars = results["stars"]
   assert stars["steps"] == stars["loss_history"][-1]["step"] == 6  # stage 2: 24 clips / 8 x 2 epochs
   assert stars["selection_split"] == "val" and [m["step"] for m in stars["monitor"]["history"]] == [3, 6]
-  for metric in ("knn1", "logistic"):
+  for metric in ("knn1", "knn10", "logistic", "fewshot", "oneshot"):
     assert set(results[metric]) == {"stage1", "stars", "stars_last", "random_init"}
     assert all(0.0 <= v <= 100.0 for v in results[metric].values())
+  for metric in ("silhouette", "nmi", "ari"):
+    assert all(-1.0 <= v <= 1.0 for v in results[metric].values())
+  for metric in ("linear", "linear_last"):  # linear probe, 2 epochs: best over epochs and last
+    assert set(results[metric]) == {"stage1", "stars"}
+  assert all(results["linear"][k] >= results["linear_last"][k] for k in ("stage1", "stars"))
+  report = (tmp_path / "run" / "report.md").read_text()
+  assert "| knn1 |" in report and "| linear (best) |" in report and "| fewshot |" in report
+  assert {p.name for p in (tmp_path / "run" / "plots").iterdir()} >= {"tsne_stage1.png", "tsne_stars.png",
+                                                                         "confusion_knn1_stars.png"}
   assert results["config"]["model"]["dim"] == 32  # the config it ran, overrides included
   assert (tmp_path / "data" / "Synthetic_XSub.npz").is_file()
   for stage in ("stage1", "stars"):

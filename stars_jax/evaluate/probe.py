@@ -58,16 +58,18 @@ def frozen_protocols(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarra
 
 def probe(encoder: Encoder, named_params: dict[str, dict], train_split: SkeletonSplit,
           test_split: SkeletonSplit, data_config: ml_collections.ConfigDict, batch_size: int,
-          mesh: jax.sharding.Mesh, *, seed: int = 0,
-          plot_dir: Optional[pathlib.Path] = None) -> dict[str, dict[str, Any]]:
-  """{protocol: {encoder name: value}} of `frozen_protocols` for every named encoder parameter tree."""
+          mesh: jax.sharding.Mesh, *, seed: int = 0, plot_dir: Optional[pathlib.Path] = None,
+          plot_names: Sequence[str] = ("stage1", "stars")) -> dict[str, dict[str, Any]]:
+  """{protocol: {encoder name: value}} of `frozen_protocols` for every named encoder parameter tree; plots
+  (t-SNE is slow) for the encoders in `plot_names` only."""
   embed = features.make_embed_fn(encoder, data_config, mesh)  # compiled once for every parameter set
   results: dict[str, dict[str, Any]] = {}
   for name, params in named_params.items():
     tr_x, tr_y = features.extract(embed, params, train_split, batch_size, mesh)
     te_x, te_y = features.extract(embed, params, test_split, batch_size, mesh)
     metrics = frozen_protocols(tr_x, tr_y, te_x, te_y, held_out=tuple(data_config.held_out_classes),
-                               num_classes=train_split.num_classes, seed=seed, plot_dir=plot_dir, name=name)
+                               num_classes=train_split.num_classes, seed=seed,
+                               plot_dir=plot_dir if name in plot_names else None, name=name)
     for protocol, value in metrics.items():
       results.setdefault(protocol, {})[name] = value
   return results

@@ -1,6 +1,5 @@
 """The STARS tuning step and loop: masked updates, frozen layers forward-only, sharding, init, resume."""
 import jax
-import jax.numpy as jnp
 import numpy as np
 import pytest
 
