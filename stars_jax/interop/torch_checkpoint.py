@@ -35,8 +35,8 @@ FORMATS = ("mamp", "stars")
 _ORDER = {name: rank for rank, name in enumerate((
     "queue", "queue_ptr", "queue_id", "temp_embed", "pos_embed", "mask_token", "decoder_temp_embed",
     "decoder_pos_embed", "encoder_student", "joints_embed", "blocks", "norm", "decoder_embed", "decoder_blocks",
-    "decoder_norm", "decoder_pred", "head", "norm1", "attn", "norm2", "mlp", "proj", "qkv", "projector", "predictor", "bn",
-    "fc1", "fc", "fc2", "weight", "bias", "running_mean", "running_var", "num_batches_tracked"))}
+    "decoder_norm", "decoder_pred", "head", "norm1", "attn", "norm2", "mlp", "proj", "qkv", "projector",
+    "predictor", "bn", "fc1", "fc", "fc2", "weight", "bias", "running_mean", "running_var", "num_batches_tracked"))}
 
 Tree = dict[str, Any]
 
@@ -155,7 +155,8 @@ def describe(state_dict: dict[str, np.ndarray]) -> dict[str, Any]:
   kind = next((v for k, v in kinds.items() if k in state_dict), "encoder")
   count = lambda prefix: len({k.split(".")[1] for k in state_dict if k.startswith(prefix)})  # noqa: E731
   info = {"kind": kind, "dim": int(state_dict["temp_embed"].shape[-1]), "depth": count("blocks."),
-          "num_segments": int(state_dict["temp_embed"].shape[1]), "num_joints": int(state_dict["pos_embed"].shape[2]),
+          "num_segments": int(state_dict["temp_embed"].shape[1]),
+          "num_joints": int(state_dict["pos_embed"].shape[2]),
           "t_patch": int(state_dict["joints_embed.proj.weight"].shape[2])}
   if kind == "mamp_pretrain":
     info["decoder_depth"] = count("decoder_blocks.")
@@ -216,15 +217,15 @@ def official_state(variables: dict[str, Any], fmt: str) -> dict[str, Any]:
     raise ValueError(f"format {fmt!r}; choose one of {FORMATS}")
   state = to_torch(variables["params"], variables.get("batch_stats"))
   if fmt == "mamp":
-    return {"model": collections.OrderedDict((k, v) for k, v in state.items() if not k.startswith("head.predictor")
-                                             and not k.startswith("head.projector"))}
+    return {"model": collections.OrderedDict(
+        (k, v) for k, v in state.items() if not k.startswith(("head.predictor", "head.projector")))}
   out = collections.OrderedDict(queue_to_torch(variables["queue"]) if "queue" in variables else {})
   out.update((STUDENT + k, v) for k, v in state.items() if not k.startswith(("decoder", "mask_token")))
   return out
 
 
 def export_checkpoint(directory: str | pathlib.Path, out: str | pathlib.Path, fmt: str = "auto") -> str:
-  """Writes our newest checkpoint under `directory` as an official `.pth` (no torch needed). Returns the format."""
+  """Writes our newest checkpoint under `directory` as an official `.pth` (no torch needed); returns the format."""
   variables = read_checkpoint(directory)
   fmt = ("stars" if "queue" in variables else "mamp") if fmt == "auto" else fmt
   pth.save(official_state(variables, fmt), out)

@@ -69,7 +69,8 @@ def check_tree(name: str, ours: dict, reference: dict, tree_scale: bool = False)
 def clips(seed: int = 0) -> np.ndarray:
   """(N, M, T, V, C) smooth random motion; the second person is absent in half of the clips (NTU-60 style)."""
   rng = np.random.default_rng(seed)
-  x = np.cumsum(rng.normal(scale=0.05, size=(N, M, FRAMES, JOINTS, 3)), axis=2) + rng.normal(size=(N, M, 1, JOINTS, 3))
+  x = np.cumsum(rng.normal(scale=0.05, size=(N, M, FRAMES, JOINTS, 3)), axis=2)
+  x += rng.normal(size=(N, M, 1, JOINTS, 3))
   x[::2, 1] = 0.0
   return x.astype(np.float32)
 
@@ -321,3 +322,49 @@ def test_stars_optimizer_step(official, tmp_path):
   check("stars step: queue", new_state.queue.embeddings, queue.embeddings)
   np.testing.assert_array_equal(np.asarray(new_state.queue.ids), np.asarray(queue.ids))
   assert int(new_state.queue.ptr) == int(queue.ptr)
+
+
+def test_our_checkpoints_load_in_official_models(official, tmp_path):
+  """Training states of ours (STARS and MAMP), saved by our Checkpointer and exported, load into the official
+  models with strict key matching (MAMP's linear-probe loader: only head.fc missing) and give our outputs."""
+  import torch
+  from stars_jax.train import checkpoint, pretrain
+  model, ours, config, state, _ = stars_pair(official, torch, tmp_path)
+  state = state.replace(params=jax.tree.map(lambda p: p + 0.01, state.params))  # differ from the official init
+  ckpt = checkpoint.Checkpointer(tmp_path / "ours_stars")
+  ckpt.save(state, {})
+  ckpt.close()
+  assert torch_checkpoint.export_checkpoint(tmp_path / "ours_stars", tmp_path / "stars.pt") == "stars"
+  model.load_state_dict(torch.load(tmp_path / "stars.pt", weights_only=True), strict=True)
+  x = clips()
+  with torch.no_grad():
+    p_ref, z_ref = model.encoder_student.eval()(torch.from_numpy(parity.to_official_clips(x)))
+  p, z = ours.apply({"params": state.params, "batch_stats": state.batch_stats}, x, train=False)
+  check("exported stars: predictor p (eval)", p, p_ref.numpy())
+  check("exported stars: projector z (eval)", z, z_ref.numpy())
+
+  mamp_config = recipes.mamp_pretrain("ntu60", "xsub")
+  mamp_config.data.window = FRAMES
+  mamp_config.model.update(dim=DIM, depth=DEPTH, num_heads=HEADS, decoder_dim=DIM, decoder_depth=1,
+                           decoder_heads=HEADS, compute_dtype="float32")
+  mamp = pretrain.build_model(mamp_config)
+  mamp_state, _ = pretrain.init_state(mamp_config, mamp, pretrain.make_schedule(mamp_config, 10),
+                                      sharding.make_mesh())
+  ckpt = checkpoint.Checkpointer(tmp_path / "ours_mamp")
+  ckpt.save(mamp_state, {})
+  ckpt.close()
+  assert torch_checkpoint.export_checkpoint(tmp_path / "ours_mamp", tmp_path / "mamp.pth") == "mamp"
+  exported = torch.load(tmp_path / "mamp.pth", weights_only=True)
+  official.mamp.Transformer(dim_feat=DIM, decoder_dim_feat=DIM, decoder_depth=1, **ENCODER).load_state_dict(
+      exported["model"], strict=True)
+  probe = official.downstream.Transformer(protocol="linprobe", dim_feat=DIM, num_classes=5, **ENCODER)
+  result = probe.load_state_dict(exported["model"], strict=False)  # as MAMP's main_linprobe.py loads
+  assert set(result.missing_keys) == {"head.fc.weight", "head.fc.bias"}
+  features = []
+  probe.norm.register_forward_hook(lambda m, i, o: features.append(o.detach().numpy()))
+  with torch.no_grad():
+    probe.eval()(torch.from_numpy(parity.to_official_clips(x)))
+  encoder = Encoder(dim=DIM, depth=DEPTH, num_heads=HEADS, num_frames=FRAMES, num_joints=JOINTS, t_patch=T_PATCH)
+  ours_features = encoder.apply({"params": {k: v for k, v in mamp_state.params.items()
+                                            if not k.startswith(("decoder", "mask"))}}, x)
+  check("exported mamp: encoder features", np.asarray(ours_features).reshape(features[0].shape), features[0])

@@ -1,6 +1,6 @@
-"""Official checkpoint layout (SPEC §2.10 tables), import/export round trips and the imported checkpoint feeding
-our training code. No torch needed: official files are written with torch when it is importable, else with our
-zip writer in the same layout."""
+"""Official checkpoint layout (SPEC §2.10 tables), import/export round trips, and imported checkpoints feeding
+our training code. No torch needed: official files are written with torch when it is importable, else with
+our zip writer in the same layout."""
 import argparse
 import collections
 import pickle
@@ -38,7 +38,8 @@ def table_a(decoder_depth: int, d=256, depth=8, tp=30, v=25, u=4) -> list:
   """SPEC §2.10 A: MAMP pretraining model."""
   enc = encoder(d, depth, tp, v, u)
   return [enc[0], enc[1], ("mask_token", (1, 1, d)), ("decoder_temp_embed", (1, tp, 1, d)),
-          ("decoder_pos_embed", (1, 1, v, d)), *enc[2:], ("decoder_embed.weight", (d, d)), ("decoder_embed.bias", (d,)),
+          ("decoder_pos_embed", (1, 1, v, d)), *enc[2:], ("decoder_embed.weight", (d, d)),
+          ("decoder_embed.bias", (d,)),
           *sum((block(f"decoder_blocks.{j}", d, 4 * d) for j in range(decoder_depth)), []),
           ("decoder_norm.weight", (d,)), ("decoder_norm.bias", (d,)), ("decoder_pred.weight", (3 * u, d)),
           ("decoder_pred.bias", (3 * u,))]
@@ -47,7 +48,8 @@ def table_a(decoder_depth: int, d=256, depth=8, tp=30, v=25, u=4) -> list:
 def table_b(c: int, d=256, depth=8, tp=30, v=25, hidden=2048) -> list:
   """SPEC §2.10 B: fine-tune model."""
   return [*encoder(d, depth, tp, v), ("head.bn.weight", (hidden,)), ("head.bn.bias", (hidden,)),
-          ("head.bn.running_mean", (hidden,)), ("head.bn.running_var", (hidden,)), ("head.bn.num_batches_tracked", ()),
+          ("head.bn.running_mean", (hidden,)), ("head.bn.running_var", (hidden,)),
+          ("head.bn.num_batches_tracked", ()),
           ("head.fc1.weight", (hidden, v * d)), ("head.fc1.bias", (hidden,)), ("head.fc2.weight", (c, hidden)),
           ("head.fc2.bias", (c,))]
 
@@ -63,7 +65,8 @@ def table_d(d=256, depth=8, tp=30, v=25, hidden=4096, k=32768) -> list:
   s = "encoder_student.head."
   bn = lambda p, n: [(f"{p}.{x}", (n,)) for x in ("weight", "bias", "running_mean", "running_var")] + [  # noqa
       (f"{p}.num_batches_tracked", ())]
-  return [("queue", (d, k)), ("queue_ptr", (1,)), ("queue_id", (k,)), *encoder(d, depth, tp, v, prefix="encoder_student."),
+  return [("queue", (d, k)), ("queue_ptr", (1,)), ("queue_id", (k,)),
+          *encoder(d, depth, tp, v, prefix="encoder_student."),
           *bn(s + "projector.0", d), (s + "predictor.0.weight", (hidden, d)), *bn(s + "predictor.1", hidden),
           (s + "predictor.3.weight", (d, hidden)), (s + "predictor.3.bias", (d,))]
 
@@ -200,7 +203,8 @@ def test_imported_checkpoint_initialises_stars(tmp_path, kind):
   state = tune.load_init(state, config.stars.init)
   state_dict = source["model"] if kind == "mamp" else {
       k.removeprefix("encoder_student."): v for k, v in source.items()}
-  expected = torch_checkpoint.to_flax({k: v for k, v in state_dict.items() if not k.startswith(("decoder", "mask"))})
+  expected = torch_checkpoint.to_flax(
+      {k: v for k, v in state_dict.items() if not k.startswith(("decoder", "mask"))})
   params = jax.device_get(state.params)
   for name in ("blocks_1", "joints_embed", "temp_embed", "norm"):
     assert jax.tree.all(jax.tree.map(np.array_equal, params[name], expected["params"][name]))

@@ -1,0 +1,190 @@
+"""Side-by-side training-step throughput: our jitted step vs the official PyTorch model's step.
+
+  python benchmarks/compare_torch.py --torch-reference DIR [--stages mamp stars] [--batch 8] [--steps 3]
+
+DIR holds checkouts DIR/MAMP and DIR/STARS (imported by path; nothing is copied). Same model size (NTU-60:
+256-d, 8 blocks, decoder 3, 120 frames), batch and device for both. Each run is a fresh subprocess so that peak
+memory is its own: on CPU the process's peak RSS, on GPU the framework's peak device allocation.
+  mamp   ours: `pretrain.train_step` (crop/rotate augmentation, masking, loss, AdamW) on raw (N, 300, 150)
+         samples; official: Transformer.forward(mask 0.9, tau 0.8) + backward + AdamW (timm decay groups)
+         on ready (N, 3, 120, 25, 2) clips.
+  stars  'merged' recipe, queue 32768. ours: `tune.train_step` (one encoder pass, SPEC §4.4); official:
+         SkeletonNNCLR.forward(x, x, ids) (two encoder passes) + backward + per-tensor clipping + AdamW.
+Results: benchmarks/results/compare_torch_<device>.json and a Markdown table on stdout.
+"""
+import argparse
+import json
+import pathlib
+import re
+import resource
+import subprocess
+import sys
+import time
+
+RESULTS = pathlib.Path(__file__).parent / "results"
+
+
+def _peak_rss_mib() -> float:
+  return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _timed(step, steps: int, warmup: int) -> list[float]:
+  for _ in range(warmup):
+    step()
+  times = []
+  for _ in range(steps):
+    start = time.perf_counter()
+    step()
+    times.append(time.perf_counter() - start)
+  return times
+
+
+def run_ours(stage: str, dtype: str, batch: int, steps: int, warmup: int) -> dict:
+  import jax
+  import numpy as np
+  from stars_jax import recipes
+  from stars_jax.train import pretrain, sharding, tune
+  mesh = sharding.make_mesh()
+  rng = np.random.default_rng(0)
+  x = np.cumsum(rng.normal(scale=0.01, size=(batch, 300, 150)), axis=1).astype(np.float32)
+  if stage == "mamp":
+    config = recipes.mamp_pretrain("ntu60", "xsub")
+    config.batch_size = batch
+    config.model.compute_dtype = dtype
+    model = pretrain.build_model(config)
+    schedule = pretrain.make_schedule(config, 100)
+    state, shardings = pretrain.init_state(config, model, schedule, mesh)
+    step_fn = pretrain.compile_step(config, model, schedule, mesh, shardings)
+    inputs = (pretrain.global_batch(x, mesh),)
+  else:
+    config = recipes.stars_tune("ntu60", "xsub", "merged")
+    config.stars.batch_size = batch
+    config.model.compute_dtype = dtype
+    model = tune.build_model(config)
+    schedule = tune.make_schedule(config, 100)
+    state, shardings, tx, labels = tune.init_state(config, model, schedule, mesh)
+    step_fn = tune.compile_step(config, model, schedule, tx, labels, mesh, shardings)
+    inputs = (pretrain.global_batch(x, mesh), pretrain.global_batch(np.arange(batch, dtype=np.int32), mesh))
+  box = [state]
+
+  def step():
+    box[0], metrics = step_fn(box[0], *inputs)
+    jax.block_until_ready(metrics["loss"])
+
+  times = _timed(step, steps, warmup)
+  device = jax.devices()[0]
+  stats = device.memory_stats() or {}
+  return {"device": device.device_kind, "step_s": times, "peak_device_mib": stats.get("peak_bytes_in_use", 0) / 2**20
+          or None}
+
+
+def run_torch(stage: str, root: str, batch: int, steps: int, warmup: int) -> dict:
+  import numpy as np
+  import torch
+  from stars_jax.interop import parity
+  official = parity.load_official(root)
+  device = "cuda" if torch.cuda.is_available() else "cpu"
+  torch.set_num_threads(parity.torch_threads())
+  torch.manual_seed(0)
+  rng = np.random.default_rng(0)
+  x = torch.from_numpy(np.cumsum(rng.normal(scale=0.01, size=(batch, 3, 120, 25, 2)), axis=2).astype(np.float32))
+  x = x.to(device)
+  encoder = dict(dim_in=3, dim_feat=256, depth=8, num_heads=8, mlp_ratio=4, num_frames=120, num_joints=25,
+                 patch_size=1, t_patch_size=4, qkv_bias=True)
+  if stage == "mamp":
+    model = official.mamp.Transformer(decoder_dim_feat=256, decoder_depth=3, norm_skes_loss=True, **encoder)
+    model.to(device).train()
+    optimizer = torch.optim.AdamW(parity.weight_decay_groups(model, 0.05), lr=1e-3, betas=(0.9, 0.95))
+    loss_fn = lambda: model(x, mask_ratio=0.9, motion_stride=1, motion_aware_tau=0.8)[0]  # noqa: E731
+    clip = lambda: None  # noqa: E731
+  else:
+    model = parity.nnclr(official, pretrain=True, feature_dim=256, queue_size=32768, Temperature=0.07, topk=0,
+                         predictor_hidden_dim=4096, mask_ratio=0.0, **encoder).to(device).train()
+    ids = torch.arange(batch, device=device)
+    groups = []
+    for name, param in model.encoder_student.named_parameters():
+      if name.startswith("blocks") and int(name.split(".")[1]) >= 4:
+        groups.append({"params": param, "lr": 1e-3 * 0.45 ** (8 - int(name.split(".")[1]))})
+      elif name.startswith(("norm", "head")):
+        groups.append({"params": param, "lr": 1e-3})
+    optimizer = torch.optim.AdamW(groups, lr=1e-3, betas=(0.9, 0.95))
+    loss_fn = lambda: model(x, x.clone(), ids)  # noqa: E731
+    clip = lambda: official.clr.clip_gradients(model.encoder_student, 3.0)  # noqa: E731
+
+  def step():
+    loss = loss_fn()
+    optimizer.zero_grad()
+    loss.backward()
+    clip()
+    optimizer.step()
+    if device == "cuda":
+      torch.cuda.synchronize()
+
+  if device == "cuda":
+    torch.cuda.reset_peak_memory_stats()
+  times = _timed(step, steps, warmup)
+  name = torch.cuda.get_device_name() if device == "cuda" else _cpu_name()
+  peak = torch.cuda.max_memory_allocated() / 2**20 if device == "cuda" else None
+  return {"device": name, "torch": torch.__version__, "threads": torch.get_num_threads(), "step_s": times,
+          "peak_device_mib": peak}
+
+
+def _cpu_name() -> str:
+  try:
+    text = pathlib.Path("/proc/cpuinfo").read_text()
+    return re.search(r"model name\s*:\s*(.*)", text).group(1).strip()
+  except (OSError, AttributeError):
+    return "cpu"
+
+
+def worker(args) -> None:
+  if args.worker.startswith("ours"):
+    result = run_ours(args.stage, args.worker.split("-")[1], args.batch, args.steps, args.warmup)
+  else:
+    result = run_torch(args.stage, args.torch_reference, args.batch, args.steps, args.warmup)
+  result["peak_rss_mib"] = _peak_rss_mib()
+  print("RESULT " + json.dumps(result))
+
+
+def main() -> None:
+  parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+  parser.add_argument("--torch-reference", required=True, help="directory with MAMP/ and STARS/ checkouts")
+  parser.add_argument("--stages", nargs="+", default=["mamp", "stars"], choices=["mamp", "stars"])
+  parser.add_argument("--batch", type=int, default=8, help="clips per step (x 2 persons)")
+  parser.add_argument("--steps", type=int, default=3)
+  parser.add_argument("--warmup", type=int, default=1, help="untimed steps first (compilation for ours)")
+  parser.add_argument("--out", default=None, help="JSON path (default results/compare_torch_<device>.json)")
+  parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)
+  parser.add_argument("--stage", default=None, help=argparse.SUPPRESS)
+  args = parser.parse_args()
+  if args.worker:
+    worker(args)
+    return
+  rows = []
+  for stage in args.stages:
+    for name in ("ours-float32", "ours-bfloat16", "torch-float32"):
+      cmd = [sys.executable, __file__, "--worker", name, "--stage", stage, "--torch-reference", args.torch_reference,
+             "--batch", str(args.batch), "--steps", str(args.steps), "--warmup", str(args.warmup)]
+      out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+      result = json.loads(next(line for line in out.splitlines() if line.startswith("RESULT "))[7:])
+      median = sorted(result["step_s"])[len(result["step_s"]) // 2]
+      rows.append({"stage": stage, "run": name, "clips_per_s": args.batch / median, "step_ms": 1e3 * median,
+                   **result})
+      print(f"{stage} {name}: {1e3 * median:.0f} ms/step", file=sys.stderr)
+  for row in rows:
+    torch_row = next(r for r in rows if r["stage"] == row["stage"] and r["run"] == "torch-float32")
+    row["speedup_vs_torch_f32"] = row["clips_per_s"] / torch_row["clips_per_s"]
+  device = rows[0]["device"]
+  payload = {"batch": args.batch, "steps": args.steps, "warmup": args.warmup, "device": device, "rows": rows}
+  out = pathlib.Path(args.out) if args.out else RESULTS / f"compare_torch_{re.sub(r'[^A-Za-z0-9]+', '_', device)}.json"
+  out.write_text(json.dumps(payload, indent=2))
+  print(f"| stage | run | clips/s | step ms | peak RSS MiB | peak device MiB | vs PyTorch f32 |\n|---|---|---|---|---|---|---|")
+  for r in rows:
+    peak_dev = f"{r['peak_device_mib']:.0f}" if r["peak_device_mib"] else "n/a"
+    print(f"| {r['stage']} | {r['run']} | {r['clips_per_s']:.2f} | {r['step_ms']:.0f} | {r['peak_rss_mib']:.0f} | "
+          f"{peak_dev} | {r['speedup_vs_torch_f32']:.2f}x |")
+  print(f"\n{device}, batch {args.batch}, median of {args.steps} steps after {args.warmup} warm-up; wrote {out}")
+
+
+if __name__ == "__main__":
+  main()
