@@ -35,5 +35,5 @@ def get_config():
   config.stars.monitor.batch_size = 128
   # Downstream: the official linear probe (augmented clips through the frozen encoder), shortened.
   config.linear = recipes.linear_options()
-  config.linear.update(dict(epochs=30, batch_size=64, eval_batch_size=128))
+  config.linear.update(dict(epochs=10, batch_size=64, eval_batch_size=128))
   return config
