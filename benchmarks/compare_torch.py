@@ -178,7 +178,7 @@ def main() -> None:
   payload = {"batch": args.batch, "steps": args.steps, "warmup": args.warmup, "device": device, "rows": rows}
   out = pathlib.Path(args.out) if args.out else RESULTS / f"compare_torch_{re.sub(r'[^A-Za-z0-9]+', '_', device)}.json"
   out.write_text(json.dumps(payload, indent=2))
-  print(f"| stage | run | clips/s | step ms | peak RSS MiB | peak device MiB | vs PyTorch f32 |\n|---|---|---|---|---|---|---|")
+  print("| stage | run | clips/s | step ms | peak RSS MiB | peak device MiB | vs PyTorch f32 |\n|---|---|---|---|---|---|---|")
   for r in rows:
     peak_dev = f"{r['peak_device_mib']:.0f}" if r["peak_device_mib"] else "n/a"
     print(f"| {r['stage']} | {r['run']} | {r['clips_per_s']:.2f} | {r['step_ms']:.0f} | {r['peak_rss_mib']:.0f} | "

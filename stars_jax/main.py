@@ -22,7 +22,11 @@ from stars_jax import jobs
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Path to a config file with get_config().")
 _WORKDIR = flags.DEFINE_string("workdir", None, "Directory for checkpoints, logs and results.json.")
 _DISTRIBUTED = flags.DEFINE_bool(
-    "distributed", False, "Call jax.distributed.initialize() (multi-host runs; the cluster is auto-detected).")
+    "distributed", False, "Call jax.distributed.initialize() (multi-host runs). On TPU pods, SLURM and Open MPI "
+    "the cluster is auto-detected; elsewhere give the three flags below (they imply --distributed).")
+_COORDINATOR = flags.DEFINE_string("coordinator_address", None, "host:port of process 0's coordinator service.")
+_NUM_PROCESSES = flags.DEFINE_integer("num_processes", None, "Number of processes in the job.")
+_PROCESS_ID = flags.DEFINE_integer("process_id", None, "This process's index, 0 .. num_processes - 1.")
 
 
 def write_json_atomic(path: pathlib.Path, payload: dict) -> None:
@@ -39,8 +43,10 @@ def _quiet_orbax(record: logging.LogRecord) -> bool:
 def main(argv) -> None:
   del argv
   logging.getLogger("absl").addFilter(_quiet_orbax)
-  if _DISTRIBUTED.value:
-    jax.distributed.initialize()
+  explicit = (_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
+  if _DISTRIBUTED.value or any(v is not None for v in explicit):
+    jax.distributed.initialize(*explicit)
+    logging.info("Process %d of %d", jax.process_index(), jax.process_count())
   config = _CONFIG.value
   workdir = pathlib.Path(_WORKDIR.value)
   workdir.mkdir(parents=True, exist_ok=True)

@@ -56,6 +56,7 @@ class Encoder(nn.Module):
   drop_path_rate: float = 0.0
   dtype: Dtype = jnp.float32
   attention_impl: Optional[str] = None
+  remat: bool = False  # recompute each block's activations in the backward pass (memory for compute)
 
   @property
   def num_segments(self) -> int:
@@ -71,9 +72,14 @@ class Encoder(nn.Module):
     self.pos_embed = self.param("pos_embed", trunc_normal(), (1, 1, self.num_joints, self.dim))
     rates = np.linspace(0.0, self.drop_path_rate, self.depth)  # stochastic depth, linear over depth
     self.blocks = [
-        Block(self.num_heads, self.mlp_ratio, self.drop_rate, float(r), self.dtype, self.attention_impl)
+        self.block_class(self.num_heads, self.mlp_ratio, self.drop_rate, float(r), self.dtype, self.attention_impl)
         for r in rates]
     self.norm = layer_norm("norm", self.dtype)
+
+  @property
+  def block_class(self) -> type[Block]:
+    """Block, or Block under nn.remat (`deterministic`, argument 2 counting self, is static)."""
+    return nn.remat(Block, static_argnums=(2,)) if self.remat else Block
 
   def embed(self, x: jax.Array) -> jax.Array:
     """(B, T, V, C) person-sequences -> (B, L, D) tokens with positional embeddings added."""
@@ -116,7 +122,7 @@ class MAMP(Encoder):
         "decoder_pos_embed", trunc_normal(), (1, 1, self.num_joints, self.decoder_dim))
     # The official decoder reuses the encoder's drop-path rates by index; pretraining uses rate 0 anyway.
     self.decoder_blocks = [
-        Block(self.decoder_heads, self.mlp_ratio, self.drop_rate, 0.0, self.dtype, self.attention_impl)
+        self.block_class(self.decoder_heads, self.mlp_ratio, self.drop_rate, 0.0, self.dtype, self.attention_impl)
         for _ in range(self.decoder_depth)]
     self.decoder_norm = layer_norm("decoder_norm", self.dtype)
     self.decoder_pred = nn.Dense(self.t_patch * self.dim_in, kernel_init=dense_init, dtype=self.dtype)
@@ -149,4 +155,4 @@ def encoder_of(model: Encoder) -> Encoder:
   return Encoder(dim=model.dim, depth=model.depth, num_heads=model.num_heads, mlp_ratio=model.mlp_ratio,
                  num_frames=model.num_frames, num_joints=model.num_joints, t_patch=model.t_patch,
                  drop_rate=model.drop_rate, drop_path_rate=model.drop_path_rate, dtype=model.dtype,
-                 attention_impl=model.attention_impl)
+                 attention_impl=model.attention_impl, remat=model.remat)

@@ -29,7 +29,7 @@ from stars_jax.models.heads import LinearHead
 from stars_jax.models.mamp import encoder_of
 from stars_jax.train import checkpoint, loop, schedules, sharding
 from stars_jax.train.metrics import MetricWriter
-from stars_jax.train.pretrain import compute_dtype, global_batch, prepare_clips
+from stars_jax.train.pretrain import encoder_kwargs, global_batch, prepare_clips
 from stars_jax.train.state import FROZEN, apply_tuned_updates, path_name, tuning_layer, weight_decay_mask
 
 
@@ -43,12 +43,9 @@ class ClassifyState:
 
 
 def build_model(config: ml_collections.ConfigDict, protocol: str, num_classes: int) -> Classifier:
-  m, c = config.model, config[protocol]
-  return Classifier(dim=m.dim, depth=m.depth, num_heads=m.num_heads, mlp_ratio=m.mlp_ratio,
-                    num_frames=config.data.window, num_joints=m.num_joints, t_patch=m.t_patch,
-                    drop_path_rate=c.get("drop_path", 0.0), dtype=compute_dtype(m.compute_dtype),
-                    attention_impl=m.attention_impl or None, num_classes=num_classes, protocol=protocol,
-                    head_dropout=c.get("dropout", 0.0))
+  c = config[protocol]
+  return Classifier(**encoder_kwargs(config), drop_path_rate=c.get("drop_path", 0.0),
+                    num_classes=num_classes, protocol=protocol, head_dropout=c.get("dropout", 0.0))
 
 
 def finetune_layer(name: str, depth: int) -> int:

@@ -27,12 +27,18 @@ def compute_dtype(name: str) -> jnp.dtype:
   return jnp.dtype(name)
 
 
+def encoder_kwargs(config: ml_collections.ConfigDict) -> dict[str, Any]:
+  """The Encoder fields every stage's model takes from config.model and config.data."""
+  m = config.model
+  return dict(dim=m.dim, depth=m.depth, num_heads=m.num_heads, mlp_ratio=m.mlp_ratio,
+              num_frames=config.data.window, num_joints=m.num_joints, t_patch=m.t_patch,
+              dtype=compute_dtype(m.compute_dtype), attention_impl=m.attention_impl or None, remat=m.remat)
+
+
 def build_model(config: ml_collections.ConfigDict) -> MAMP:
   m = config.model
-  return MAMP(dim=m.dim, depth=m.depth, num_heads=m.num_heads, mlp_ratio=m.mlp_ratio,
-              num_frames=config.data.window, num_joints=m.num_joints, t_patch=m.t_patch,
-              decoder_dim=m.decoder_dim, decoder_depth=m.decoder_depth, decoder_heads=m.decoder_heads,
-              dtype=compute_dtype(m.compute_dtype), attention_impl=m.attention_impl or None)
+  return MAMP(**encoder_kwargs(config), decoder_dim=m.decoder_dim, decoder_depth=m.decoder_depth,
+              decoder_heads=m.decoder_heads)
 
 
 def make_schedule(config: ml_collections.ConfigDict, steps_per_epoch: int):

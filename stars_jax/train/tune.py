@@ -22,7 +22,7 @@ from stars_jax.evaluate.monitor import KnnMonitor
 from stars_jax.models.stars import STARS
 from stars_jax.train import checkpoint, loop, schedules, sharding
 from stars_jax.train.metrics import MetricWriter
-from stars_jax.train.pretrain import compute_dtype, global_batch
+from stars_jax.train.pretrain import encoder_kwargs, global_batch
 from stars_jax.train.state import (TuneState, apply_tuned_updates, layer_lr_scales, tuning_labels,
                                    tuning_optimizer)
 
@@ -38,12 +38,10 @@ def first_tuned_layer(recipe: str, depth: int) -> int:
 
 
 def build_model(config: ml_collections.ConfigDict) -> STARS:
-  m, s = config.model, config.stars
-  return STARS(dim=m.dim, depth=m.depth, num_heads=m.num_heads, mlp_ratio=m.mlp_ratio,
-               num_frames=config.data.window, num_joints=m.num_joints, t_patch=m.t_patch,
-               dtype=compute_dtype(m.compute_dtype), attention_impl=m.attention_impl or None,
-               head_hidden_dim=s.head_hidden_dim, bn_updates_per_step=s.bn_updates_per_step,
-               first_tuned_layer=first_tuned_layer(s.recipe, m.depth))
+  s = config.stars
+  return STARS(**encoder_kwargs(config), head_hidden_dim=s.head_hidden_dim,
+               bn_updates_per_step=s.bn_updates_per_step,
+               first_tuned_layer=first_tuned_layer(s.recipe, config.model.depth))
 
 
 def make_schedule(config: ml_collections.ConfigDict, steps_per_epoch: int) -> optax.Schedule:

@@ -1,0 +1,111 @@
+"""Multi-process training through `jax.distributed` on localhost CPU processes, via the real command line.
+
+A 2-process run (1 CPU device each, FSDP on) and a 1-process run (2 CPU devices, replicated) with the same
+global batch must reach the same parameters, and a checkpoint written by the 2 processes must resume in one
+process to the state of an uninterrupted 1-process run.
+"""
+import json
+import os
+import pathlib
+import socket
+import subprocess
+import sys
+
+import jax
+import numpy as np
+
+from stars_jax.train import checkpoint
+from stars_jax.train.state import path_name
+
+REPO = pathlib.Path(__file__).resolve().parents[2]
+CONFIG = """
+from stars_jax import recipes
+
+
+def get_config():
+  config = recipes.mamp_pretrain("ntu60", "xsub")
+  config.data.path = {path!r}
+  config.data.window = 16
+  config.data.num_threads = 1
+  config.model.update(dict(dim=32, depth=2, num_heads=4, decoder_dim=32, decoder_depth=1, decoder_heads=4,
+                           compute_dtype="float32"))
+  config.batch_size = 8
+  config.optim.update(dict(epochs=4, warmup_epochs=1))
+  config.log_every_steps = 1
+  config.checkpoint_every_steps = 3
+  return config
+"""
+TIMEOUT_S = 600
+
+
+def _free_port() -> int:
+  with socket.socket() as s:
+    s.bind(("localhost", 0))
+    return s.getsockname()[1]
+
+
+def _launch(config_file: pathlib.Path, workdir: pathlib.Path, *, processes: int, max_steps: int,
+            fsdp: bool = False) -> None:
+  """Runs `stars_jax.main` as `processes` local processes sharing one global 2-device mesh."""
+  env = {**os.environ, "JAX_PLATFORMS": "cpu",
+         "XLA_FLAGS": f"--xla_force_host_platform_device_count={2 // processes}"}
+  cmd = [sys.executable, "-m", "stars_jax.main", f"--config={config_file}", f"--workdir={workdir}",
+         f"--config.max_steps={max_steps}", f"--config.sharding.fsdp={fsdp}", "--config.sharding.fsdp_min_size=0"]
+  if processes > 1:
+    cmd += [f"--coordinator_address=localhost:{_free_port()}", f"--num_processes={processes}"]
+  procs = [subprocess.Popen(cmd + ([f"--process_id={i}"] if processes > 1 else []), cwd=REPO, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+           for i in range(processes)]
+  try:
+    outputs = [p.communicate(timeout=TIMEOUT_S)[0] for p in procs]
+  finally:
+    for p in procs:
+      p.kill()
+  for i, (p, out) in enumerate(zip(procs, outputs)):
+    assert p.returncode == 0, f"process {i} of {processes} failed:\n{out[-5000:]}"
+
+
+def _params(workdir: pathlib.Path, step: int) -> dict[str, np.ndarray]:
+  """The parameters saved at `step`, restored onto one device of this (single) test process."""
+  item = workdir / "checkpoints" / str(step) / checkpoint.STATE_ITEM
+  device = jax.sharding.SingleDeviceSharding(jax.devices()[0])
+  saved = checkpoint.saved_structure(item)["params"]
+  target = jax.tree.map(lambda m: jax.ShapeDtypeStruct(tuple(m.shape), m.dtype, sharding=device), saved,
+                        is_leaf=lambda m: hasattr(m, "shape"))
+  restored = checkpoint.restore_fields(item, {"params": target})["params"]
+  return {path_name(p): np.asarray(v) for p, v in jax.tree_util.tree_flatten_with_path(restored)[0]}
+
+
+def _losses(workdir: pathlib.Path) -> list[float]:
+  """The per-step training losses of the run's results.json."""
+  history = json.loads((workdir / "results.json").read_text())["pretrain"]["loss_history"]
+  return [row["loss"] for row in history]
+
+
+def _assert_same(actual: dict[str, np.ndarray], expected: dict[str, np.ndarray]) -> None:
+  """Equal up to reduction-order rounding (the bound of the single-process sharded-step test,
+  tests/train/test_pretrain.py). The attention key biases are left out: softmax is shift-invariant, so their
+  true gradient is 0 and AdamW turns rounding noise of either sign into a full lr-sized step."""
+  assert actual.keys() == expected.keys()
+  for name in expected:
+    a, b = actual[name], expected[name]
+    if name.endswith("attn/qkv/bias"):  # (3 D,) = q, k, v biases: compare q and v
+      d = a.shape[0] // 3
+      a, b = np.delete(a, np.s_[d:2 * d]), np.delete(b, np.s_[d:2 * d])
+    np.testing.assert_allclose(a, b, rtol=1e-4, atol=2e-5, err_msg=name)
+
+
+def test_two_processes_match_one_and_resume_in_one(tmp_path, tiny_config):
+  config_file = tmp_path / "tiny_config.py"
+  config_file.write_text(CONFIG.format(path=tiny_config.data.path))  # the tiny npz the fixture wrote
+  single, multi = tmp_path / "single", tmp_path / "multi"
+
+  _launch(config_file, single, processes=1, max_steps=6)  # checkpoints at steps 3 and 6
+  _launch(config_file, multi, processes=2, max_steps=3, fsdp=True)
+  assert sorted(p.name for p in (multi / "checkpoints").iterdir() if p.name.isdigit()) == ["3"]
+  losses_multi = _losses(multi)  # results.json: written by process 0 only
+  np.testing.assert_allclose(losses_multi, _losses(single)[:3], rtol=1e-5)
+  _assert_same(_params(multi, 3), _params(single, 3))
+
+  _launch(config_file, multi, processes=1, max_steps=6)  # resumes the 2-process checkpoint
+  _assert_same(_params(multi, 6), _params(single, 6))
