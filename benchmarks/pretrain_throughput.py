@@ -2,6 +2,7 @@
 
   python benchmarks/pretrain_throughput.py                       # defaults per platform
   python benchmarks/pretrain_throughput.py --batch_size=256 --compute_dtype=bfloat16 --attention_impl=cudnn
+  python benchmarks/pretrain_throughput.py --config=configs/mamp_ntu60_xsub_wide.py --remat --trace_dir=/tmp/trace
 
 Measures (1) the jitted train step exactly as training runs it (on-device crop/resize/rotation, masking,
 forward, backward, AdamW), (2) the on-device augmentation alone, (3) the host grain input pipeline on a
@@ -20,23 +21,31 @@ import time
 import jax
 import numpy as np
 from absl import app, flags
+from ml_collections import config_flags
 
-from stars_jax import recipes
 from stars_jax.data import pipeline
 from stars_jax.data.npz import open_split
 from stars_jax.train import flops, pretrain, sharding
 
+_CONFIG = config_flags.DEFINE_config_file(
+    "config", str(pathlib.Path(__file__).resolve().parents[1] / "configs" / "mamp_ntu60_xsub.py"),
+    "MAMP pretraining config (model, masking, window); batch and dtype come from the flags below.")
 _BATCH = flags.DEFINE_integer("batch_size", 0, "Global batch (clips); 0: 128 on GPU/TPU, 8 on CPU.")
 _STEPS = flags.DEFINE_integer("steps", 0, "Timed steps; 0: 20 on GPU/TPU, 3 on CPU.")
 _WARMUP = flags.DEFINE_integer("warmup", 2, "Untimed steps after compilation.")
 _DTYPE = flags.DEFINE_string("compute_dtype", "auto", "'auto' (bf16 on GPU/TPU, f32 on CPU), 'float32', 'bfloat16'.")
 _ATTN = flags.DEFINE_enum("attention_impl", "", ["", "xla", "cudnn"], "jax.nn.dot_product_attention impl.")
-_FSDP = flags.DEFINE_bool("fsdp", False, "Shard parameters and optimizer state over the data axis.")
+_FSDP = flags.DEFINE_bool("fsdp", None, "Shard parameters and optimizer state over `data` (default: the config's).")
+_REMAT = flags.DEFINE_bool("remat", None, "Recompute block activations in the backward pass (default: the config's).")
+_TRACE = flags.DEFINE_string("trace_dir", "", "Write a jax.profiler trace of the pipelined steps here (TensorBoard / "
+                             "Perfetto), and XLA's optimised HLO of the step beside it.")
 _HOST_SAMPLES = flags.DEFINE_integer("host_samples", 512, "Samples in the temporary npz for the host test.")
 _OUT = flags.DEFINE_string("out", "", "Output JSON; default benchmarks/results/pretrain_<device kind>.json.")
 
 RESULTS_DIR = pathlib.Path(__file__).resolve().parent / "results"
-NTU60_XSUB_TRAIN = 40_091  # training samples (SPEC §3.2); only sets the LR schedule's epoch length
+NTU60_XSUB_TRAIN = 40_091  # training samples (SPEC §3.2): the LR schedule's epoch length and the projection
+PROJECTION_EPOCHS = 400     # the official MAMP pretraining length
+PROJECTION_MFU = 0.40       # the MFU assumed for the analytic projection on an accelerator
 # Dense peak TFLOP/s per chip, (device-kind pattern, {compute dtype: peak}); first match wins. GPU float32
 # is the TF32 tensor-core peak (XLA's default precision for f32 dots on Ampere/Hopper); TPUs publish no
 # f32 peak (f32 dots run as bf16 passes), so MFU is null there.
@@ -121,18 +130,47 @@ def bench_train_step(config, raw: np.ndarray, steps: int, warmup: int) -> dict:
   logging.info("timing %d blocked steps", steps)
   each = time_each(one_step, steps)
   logging.info("timing %d pipelined steps", steps)
+  if _TRACE.value:
+    pathlib.Path(_TRACE.value).mkdir(parents=True, exist_ok=True)
+    (pathlib.Path(_TRACE.value) / "train_step.hlo.txt").write_text(compiled.as_text())
+    jax.profiler.start_trace(_TRACE.value)
   t = time.perf_counter()
   for _ in range(steps):
     _, metrics = one_step()
   jax.block_until_ready(box["state"])
   pipelined = (time.perf_counter() - t) / steps
+  if _TRACE.value:
+    jax.profiler.stop_trace()
   loss = float(metrics["loss"])
   if not np.isfinite(loss):
     raise FloatingPointError(f"non-finite loss {loss}")
   mem = getattr(jax.devices()[0], "memory_stats", lambda: None)() or {}
   return {"init_s": init_s, "compile_s": compile_s, "first_step_s": first, "step": summarize(each),
           "pipelined_step_s": pipelined, "xla_cost_flops_per_device": xla_flops(compiled), "last_loss": loss,
-          "peak_bytes_in_use_device0": mem.get("peak_bytes_in_use")}
+          "peak_bytes_in_use_device0": mem.get("peak_bytes_in_use"), "memory_analysis": memory_analysis(compiled)}
+
+
+def memory_analysis(compiled) -> dict[str, int] | None:
+  """XLA's static buffer plan of the compiled step, per device: arguments (state + batch), outputs, temporaries
+  (activations kept for the backward pass and scratch). Available on every backend, unlike memory_stats()."""
+  try:
+    m = compiled.memory_analysis()
+  except Exception:  # noqa: BLE001  (not implemented on some backends)
+    return None
+  if m is None:
+    return None
+  return {k: int(getattr(m, f"{k}_size_in_bytes")) for k in ("argument", "output", "alias", "temp")}
+
+
+def projection(clips_per_s: float, flops_per_clip: float, device_kind: str, dtype: str) -> dict:
+  """Wall time of the official 400-epoch NTU-60 XSub pretraining at the measured rate, and, for comparison,
+  what an H100 (bf16 dense peak) would take at PROJECTION_MFU of its peak (analytic FLOPs)."""
+  clips = PROJECTION_EPOCHS * NTU60_XSUB_TRAIN
+  h100 = peak_tflops("h100", "bfloat16") * 1e12 * PROJECTION_MFU
+  return {"epochs": PROJECTION_EPOCHS, "clips": clips, "train_flops": clips * flops_per_clip,
+          "measured_device": device_kind, "measured_dtype": dtype,
+          "hours_at_measured_rate": clips / clips_per_s / 3600,
+          "minutes_h100_bf16_at_assumed_mfu": clips * flops_per_clip / h100 / 60, "assumed_mfu": PROJECTION_MFU}
 
 
 def bench_augmentation(config, raw: np.ndarray, reps: int) -> dict:
@@ -175,14 +213,19 @@ def main(argv) -> None:
   accel = jax.default_backend() in ("gpu", "tpu")
   batch = _BATCH.value or (128 if accel else 8)
   steps = max(1, _STEPS.value or (20 if accel else 3))
-  config = recipes.mamp_pretrain("ntu60", "xsub")
+  config = _CONFIG.value
+  config_name = pathlib.Path(config_flags.get_config_filename(flags.FLAGS["config"])).stem
   config.batch_size = batch
   config.model.compute_dtype = _DTYPE.value
   config.model.attention_impl = _ATTN.value
-  config.sharding.fsdp = _FSDP.value
+  if _FSDP.value is not None:
+    config.sharding.fsdp = _FSDP.value
+  if _REMAT.value is not None:
+    config.model.remat = _REMAT.value
   dtype = str(np.dtype(pretrain.compute_dtype(_DTYPE.value)))
-  logging.info("%d x %s (%s), batch %d, %s, attention %r, fsdp %s", jax.device_count(),
-               device.device_kind, jax.default_backend(), batch, dtype, _ATTN.value, _FSDP.value)
+  logging.info("%d x %s (%s), batch %d, %s, attention %r, fsdp %s, remat %s", jax.device_count(),
+               device.device_kind, jax.default_backend(), batch, dtype, _ATTN.value, config.sharding.fsdp,
+               config.model.remat)
 
   rng = np.random.default_rng(0)
   host_raw = raw_samples(max(_HOST_SAMPLES.value, 2 * batch), rng)
@@ -208,21 +251,28 @@ def main(argv) -> None:
       "augmentation_fraction_of_step": aug["per_batch"]["median_s"] / step["step"]["median_s"],
       "host_clips_per_s_over_step_clips_per_s": host["clips_per_s"] / (batch / step_s),
   }
+  memory = step["memory_analysis"]
+  if memory:
+    figures["step_temp_bytes_per_clip"] = memory["temp"] / (batch / jax.device_count())
   result = {
       "timestamp": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
       "device_kind": device.device_kind, "platform": jax.default_backend(),
       "device_count": jax.device_count(), "process_count": jax.process_count(),
       "versions": {p: importlib.metadata.version(p) for p in ("jax", "jaxlib", "flax", "optax", "grain")},
-      "config": {"recipe": "mamp_pretrain('ntu60', 'xsub')", "batch_size": batch, "compute_dtype": dtype,
-                 "attention_impl": _ATTN.value or "auto", "fsdp": _FSDP.value, "steps": steps,
+      "config": {"config_file": config_name, "batch_size": batch,
+                 "compute_dtype": dtype, "attention_impl": _ATTN.value or "auto", "fsdp": config.sharding.fsdp,
+                 "remat": config.model.remat, "steps": steps,
                  "warmup": _WARMUP.value, "model": config.model.to_dict(), "window": config.data.window,
                  "mask_ratio": config.masking.mask_ratio, "tokens": analytic["tokens"],
                  "visible_tokens": analytic["visible"]},
       "figures": figures,
       "flops_analytic": {k: analytic[k] for k in ("embed", "encoder", "decoder", "heads", "forward", "train")},
       "train_step": step, "augmentation": aug, "host_pipeline": host,
+      "projection": projection(batch / step_s, analytic["train"] / batch, device.device_kind, dtype),
   }
-  out = pathlib.Path(_OUT.value) if _OUT.value else RESULTS_DIR / f"pretrain_{slug(device.device_kind)}.json"
+  variant = "" if config_name == "mamp_ntu60_xsub" else f"{config_name}_"
+  variant += "remat_" if config.model.remat else ""
+  out = pathlib.Path(_OUT.value) if _OUT.value else RESULTS_DIR / f"pretrain_{variant}{slug(device.device_kind)}.json"
   out.parent.mkdir(parents=True, exist_ok=True)
   out.write_text(json.dumps(result, indent=2) + "\n")
   logging.info("wrote %s", out)

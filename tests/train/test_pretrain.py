@@ -1,7 +1,11 @@
 """The MAMP train step: sharded equals single-device, FSDP equals replicated, resume is bit-identical."""
+import importlib.util
+import pathlib
+
 import jax
 import numpy as np
 
+from stars_jax import masking
 from stars_jax.data.npz import open_split
 from stars_jax.train import pretrain, sharding
 
@@ -62,3 +66,24 @@ def test_resume_from_checkpoint_is_bit_identical(tiny_config, tmp_path):
   jax.tree.map(np.testing.assert_array_equal, jax.device_get(straight["state"].opt_state),
                jax.device_get(resumed["state"].opt_state))
   assert straight["history"][-1]["loss"] == resumed["history"][-1]["loss"]
+
+
+def test_fsdp_splits_the_wide_config_over_the_data_axis():
+  """configs/mamp_ntu60_xsub_wide.py (512 wide, 12 blocks): each of 8 devices holds ~1/8 of the parameters."""
+  path = pathlib.Path(__file__).parents[2] / "configs" / "mamp_ntu60_xsub_wide.py"
+  spec = importlib.util.spec_from_file_location(path.stem, path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  config = module.get_config()
+  assert config.sharding.fsdp
+  model = pretrain.build_model(config)
+  x = np.zeros((1, config.data.window, 25, 3), np.float32)
+  mask = masking.sample_masking(jax.random.PRNGKey(0), x, t_patch=4, mask_ratio=0.9, tau=0.8)
+  params = jax.eval_shape(model.init, jax.random.PRNGKey(0), x, mask)["params"]
+  mesh = sharding.make_mesh()
+  placed = sharding.tree_shardings(params, mesh, sharding.default_rules(True), config.sharding.fsdp_min_size)
+  leaves, shardings = jax.tree.leaves(params), jax.tree.leaves(placed)
+  total = sum(np.prod(p.shape) for p in leaves)
+  per_device = sum(np.prod(s.shard_shape(p.shape)) for p, s in zip(leaves, shardings))
+  assert 45e6 < total < 50e6
+  assert per_device < 1.05 * total / 8  # only tensors below fsdp_min_size (norms, biases) stay replicated
