@@ -40,7 +40,8 @@ _REMAT = flags.DEFINE_bool("remat", None, "Recompute block activations in the ba
 _TRACE = flags.DEFINE_string("trace_dir", "", "Write a jax.profiler trace of the pipelined steps here (TensorBoard / "
                              "Perfetto), and XLA's optimised HLO of the step beside it.")
 _HOST_SAMPLES = flags.DEFINE_integer("host_samples", 512, "Samples in the temporary npz for the host test.")
-_OUT = flags.DEFINE_string("out", "", "Output JSON; default benchmarks/results/pretrain_<device kind>.json.")
+_OUT = flags.DEFINE_string("out", "", "Output JSON; default benchmarks/results/pretrain_<device kind>_<config>_b<batch>_"
+                           "<dtype>[_remat][_<attention>].json.")
 
 RESULTS_DIR = pathlib.Path(__file__).resolve().parent / "results"
 NTU60_XSUB_TRAIN = 40_091  # training samples (SPEC §3.2): the LR schedule's epoch length and the projection
@@ -270,9 +271,8 @@ def main(argv) -> None:
       "train_step": step, "augmentation": aug, "host_pipeline": host,
       "projection": projection(batch / step_s, analytic["train"] / batch, device.device_kind, dtype),
   }
-  variant = "" if config_name == "mamp_ntu60_xsub" else f"{config_name}_"
-  variant += "remat_" if config.model.remat else ""
-  out = pathlib.Path(_OUT.value) if _OUT.value else RESULTS_DIR / f"pretrain_{variant}{slug(device.device_kind)}.json"
+  name = "_".join([config_name, f"b{batch}", dtype] + ["remat"] * config.model.remat + [_ATTN.value] * bool(_ATTN.value))
+  out = pathlib.Path(_OUT.value) if _OUT.value else RESULTS_DIR / f"pretrain_{slug(device.device_kind)}_{name}.json"
   out.parent.mkdir(parents=True, exist_ok=True)
   out.write_text(json.dumps(result, indent=2) + "\n")
   logging.info("wrote %s", out)
