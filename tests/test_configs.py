@@ -39,8 +39,11 @@ def test_stars_configs_follow_the_official_table(path):
   assert tune.first_tuned_layer(recipe, config.model.depth) == {"second": 10, "third": 5, "merged": 5}[recipe]
 
 
-@pytest.mark.parametrize("path", [p for p in CONFIGS if p.stem.startswith(("linear_", "finetune_", "semi_",
-                                                                            "transfer_"))], ids=lambda p: p.stem)
+OFFICIAL_DOWNSTREAM = [p for p in CONFIGS if p.stem.startswith(("linear_", "finetune_", "semi_", "transfer_"))
+                       and not p.stem.endswith("_synthetic")]
+
+
+@pytest.mark.parametrize("path", OFFICIAL_DOWNSTREAM, ids=lambda p: p.stem)
 def test_downstream_configs_follow_the_official_recipes(path):
   config = _load(path)
   if config.stage == "linear":  # SPEC §3.3
@@ -58,3 +61,11 @@ def test_downstream_configs_follow_the_official_recipes(path):
     if path.stem.startswith("transfer_"):
       assert config.data.path.endswith("PKUv2_XSub.npz") and c.num_classes == 51
       assert c.init == f"runs/mamp_{path.stem.split('_from_')[1]}_xsub/checkpoints"
+
+
+def test_synthetic_finetune_reuses_the_main_jobs_data_and_model():
+  configs = {p.stem: p for p in CONFIGS}
+  finetune, main = _load(configs["finetune_synthetic"]), _load(configs["synthetic"])
+  assert finetune.stage == "finetune" and finetune.finetune.init == ""
+  assert finetune.data.to_dict() == main.data.to_dict() and finetune.model.to_dict() == main.model.to_dict()
+  assert finetune.seed == main.seed

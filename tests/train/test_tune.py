@@ -83,9 +83,12 @@ def test_sharded_step_equals_single_device_step(tune_config):
     _, sharded, m8, _ = _run_steps(tune_config, jax.devices())
     rows = {str(s.index) for s in sharded.queue.embeddings.addressable_shards}
     assert len(rows) == (8 if queue_sharding == "data" else 1)
-    # Global-batch reductions run in another order on 8 devices; logits / 0.07 amplify that float noise.
-    for a, b in zip(m1, m8):
-      np.testing.assert_allclose(a["loss"], b["loss"], rtol=1e-4)
+    # Global-batch reductions run in another order on 8 devices; logits / 0.07 amplify that float noise. From
+    # identical parameters (step 1) the losses agree to ~1e-7; later steps carry the +-lr Adam steps of the
+    # zero-gradient leaves below (seen: 6e-7 at step 2, up to 1.2e-4 at step 3).
+    np.testing.assert_allclose(m1[0]["loss"], m8[0]["loss"], rtol=1e-6)
+    for a, b in zip(m1[1:], m8[1:]):
+      np.testing.assert_allclose(a["loss"], b["loss"], rtol=5e-4)
     _assert_params_close(jax.device_get(single.params), jax.device_get(sharded.params))
     # Running variances (running means record the random walk of the zero-gradient biases above).
     for (path, x), y in zip(jax.tree_util.tree_flatten_with_path(jax.device_get(single.batch_stats))[0],
