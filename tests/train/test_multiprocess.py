@@ -19,21 +19,11 @@ from stars_jax.train.state import path_name
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 CONFIG = """
-from stars_jax import recipes
+import ml_collections
 
 
 def get_config():
-  config = recipes.mamp_pretrain("ntu60", "xsub")
-  config.data.path = {path!r}
-  config.data.window = 16
-  config.data.num_threads = 1
-  config.model.update(dict(dim=32, depth=2, num_heads=4, decoder_dim=32, decoder_depth=1, decoder_heads=4,
-                           compute_dtype="float32"))
-  config.batch_size = 8
-  config.optim.update(dict(epochs=4, warmup_epochs=1))
-  config.log_every_steps = 1
-  config.checkpoint_every_steps = 3
-  return config
+  return ml_collections.ConfigDict({values!r})
 """
 TIMEOUT_S = 600
 
@@ -97,7 +87,7 @@ def _assert_same(actual: dict[str, np.ndarray], expected: dict[str, np.ndarray])
 
 def test_two_processes_match_one_and_resume_in_one(tmp_path, tiny_config):
   config_file = tmp_path / "tiny_config.py"
-  config_file.write_text(CONFIG.format(path=tiny_config.data.path))  # the tiny npz the fixture wrote
+  config_file.write_text(CONFIG.format(values=tiny_config.to_dict()))  # conftest's tiny pretraining config
   single, multi = tmp_path / "single", tmp_path / "multi"
 
   _launch(config_file, single, processes=1, max_steps=6)  # checkpoints at steps 3 and 6
