@@ -12,7 +12,6 @@ plan (different fusion), so it is an estimate for accelerators and is labelled w
 """
 import datetime
 import importlib.metadata
-import importlib.util
 import json
 import logging
 import pathlib
@@ -21,6 +20,7 @@ import jax
 import numpy as np
 from absl import app, flags
 
+from stars_jax import recipes
 from stars_jax.train import pretrain, sharding
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -29,13 +29,6 @@ _BATCHES = flags.DEFINE_list("batch_sizes", ["16", "32"], "Per-device batches to
 _DTYPE = flags.DEFINE_string("compute_dtype", "auto", "'auto' (bf16 on GPU/TPU, f32 on CPU), 'float32', 'bfloat16'.")
 _DEVICE_GIB = flags.DEFINE_float("device_gib", 80.0, "Device memory for the largest-batch extrapolation.")
 _OUT = flags.DEFINE_string("out", "", "Output JSON; default benchmarks/results/memory_plan_<device kind>.json.")
-
-
-def load_config(stem: str):
-  spec = importlib.util.spec_from_file_location(stem, ROOT / "configs" / f"{stem}.py")
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module.get_config()
 
 
 def plan(config, batch: int) -> dict[str, int]:
@@ -58,7 +51,7 @@ def main(argv) -> None:
   rows = []
   for stem in _CONFIGS.value:
     for remat in (False, True):
-      config = load_config(stem)
+      config = recipes.load_config_file(ROOT / "configs" / f"{stem}.py")
       config.model.update(dict(remat=remat, compute_dtype=_DTYPE.value))
       plans = {b: plan(config, b) for b in batches}
       lo, hi = batches[-2:] if len(batches) > 1 else (0, batches[-1])

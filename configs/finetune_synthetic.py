@@ -7,18 +7,14 @@ dataset's seen classes, with the official recipe shortened to 30 epochs:
 
 results.json: finetune.best / finetune.last test top-1 (percent). An empty init fine-tunes from scratch.
 """
-import importlib.util
 import pathlib
 
 from stars_jax import recipes
 
 
 def get_config():
-  path = pathlib.Path(__file__).with_name("synthetic.py")  # same data, model and seed as the main job
-  spec = importlib.util.spec_from_file_location("synthetic", path)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  config = module.get_config()
+  # The main job's config: same data, model and seed.
+  config = recipes.load_config_file(pathlib.Path(__file__).with_name("synthetic.py"))
   for key in ("masking", "optim", "probe", "batch_size", "stars", "linear"):
     del config[key]
   config.stage = "finetune"

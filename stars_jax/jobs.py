@@ -7,6 +7,8 @@
   linear         linear probe of `linear.init` (SPEC §3.3; `linear.mode='cached'` for the fast variant)
   finetune       fine-tuning of `finetune.init` (SPEC §3.4); semi-supervised with finetune.data_ratio < 1,
                  transfer when init was pretrained on another dataset
+  evaluate       kNN, logistic, cluster quality and few-shot / one-shot of the encoders in `evaluate.stage1` /
+                 `evaluate.stars` (checkpoint directories) against a random one
 """
 import logging
 import os
@@ -19,8 +21,8 @@ import ml_collections
 
 from stars_jax.data import sources
 from stars_jax.evaluate import features, probe, report
-from stars_jax.models.mamp import encoder_of
-from stars_jax.train import classify, pretrain, tune
+from stars_jax.models.mamp import Encoder, encoder_of
+from stars_jax.train import checkpoint, classify, pretrain, sharding, tune
 
 
 def _summary(run: dict[str, Any]) -> dict[str, Any]:
@@ -95,12 +97,48 @@ def pretrain_tune_job(config: ml_collections.ConfigDict, workdir: pathlib.Path) 
     results.update(_probe(config, encoder_of(stage1["model"]), named, stage1["mesh"], workdir / "plots"))
     if "linear" in config:
       results.update(_linear(config, workdir, {k: named[k] for k in ("stage1", "stars")}))
-    table = report.markdown_table(results)
-    tmp = workdir / "report.md.tmp"
-    tmp.write_text(f"# Stage 1 (MAMP) vs tuned (STARS) encoder\n\n{table}\n{_REPORT_NOTE}\n")
-    os.replace(tmp, workdir / "report.md")
-    logging.info("Stage 1 (MAMP) vs tuned (STARS) encoder:\n%s", table)
+    _write_report(workdir, results, "Stage 1 (MAMP) vs tuned (STARS) encoder", _REPORT_NOTE)
   return results
+
+
+def _write_report(workdir: pathlib.Path, results: dict[str, Any], title: str, note: str) -> None:
+  """Prints the results table and saves it, atomically, as workdir/report.md."""
+  table = report.markdown_table(results)
+  tmp = workdir / "report.md.tmp"
+  tmp.write_text(f"# {title}\n\n{table}\n{note}\n")
+  os.replace(tmp, workdir / "report.md")
+  logging.info("%s:\n%s", title, table)
+
+
+def _load_encoder(path: str, target: dict, config_key: str) -> dict:
+  """Encoder parameters (structure and placement of `target`) from the newest checkpoint under `path`: a MAMP
+  run's checkpoints/, a STARS run's best/ or checkpoints/, or an imported official checkpoint."""
+  try:
+    item = checkpoint.latest_item_path(path)
+  except FileNotFoundError as e:
+    raise FileNotFoundError(f"{e} (config key {config_key})") from e
+  logging.info("%s: encoder from %s", config_key, item)
+  return checkpoint.restore_checked(item, {"params": target}, config_key)["params"]
+
+
+def evaluate_job(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> dict[str, Any]:
+  """The frozen-feature protocols (kNN, logistic, clusters; few-shot / one-shot on `data.held_out_classes`) of
+  the encoders in `evaluate.stage1` / `evaluate.stars` (checkpoint directories), next to a random encoder."""
+  paths = {name: config.evaluate[name] for name in ("stage1", "stars") if config.evaluate[name]}
+  if not paths:
+    raise ValueError("evaluate.stage1 and evaluate.stars are both empty: give at least one checkpoint directory")
+  encoder = Encoder(**pretrain.encoder_kwargs(config))
+  blank = _random_encoder_params(config, encoder)
+  named = {name: _load_encoder(path, blank, f"evaluate.{name}") for name, path in paths.items()}
+  results = _probe(config, encoder, named, sharding.make_mesh(),
+                   workdir / "plots" if config.evaluate.plots else None)
+  _write_report(workdir, results, "Frozen-feature protocols", _EVALUATE_NOTE)
+  return results
+
+_EVALUATE_NOTE = (
+    "Accuracies in percent (test split); silhouette, NMI and ARI as fractions (test features). knn<k>, logistic "
+    "and clusters: classes outside data.held_out_classes; fewshot (kNN-1: bank = their training clips, queries = "
+    "their test clips) and oneshot: the held-out classes.")
 
 
 def _downstream_summary(run: dict[str, Any]) -> dict[str, Any]:
@@ -127,4 +165,5 @@ JOBS: dict[str, Callable[[ml_collections.ConfigDict, pathlib.Path], dict[str, An
     "pretrain_tune": pretrain_tune_job,
     "linear": linear_job,
     "finetune": finetune_job,
+    "evaluate": evaluate_job,
 }

@@ -2,9 +2,24 @@
 
 Config files call these builders and override what differs, so every official number lives in one place.
 """
+import importlib.util
+import os
+import pathlib
+
 import ml_collections
 
 # Official npz file per (dataset, split), SPEC §1.4–1.5.
+def load_config_file(path: str | os.PathLike) -> ml_collections.ConfigDict:
+  """`get_config()` of a config file (e.g. configs/synthetic.py), as --config=<path> would load it."""
+  path = pathlib.Path(path)
+  spec = importlib.util.spec_from_file_location(path.stem, path)
+  if spec is None or spec.loader is None:
+    raise FileNotFoundError(f"config file {path} cannot be loaded")
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module.get_config()
+
+
 NPZ_FILES = {
     ("ntu60", "xsub"): "NTU60_XSub.npz",
     ("ntu60", "xview"): "NTU60_XView.npz",
@@ -198,6 +213,25 @@ def linear_probe(dataset: str, split: str) -> ml_collections.ConfigDict:
     config.linear.update(dict(batch_size=32, lr=0.01))
   elif dataset == "pku1":
     config.linear.batch_size = 128
+  return config
+
+
+def evaluate_options(stage1: str = "", stars: str = "") -> ml_collections.ConfigDict:
+  """The encoders the `evaluate` stage compares (checkpoint directories; either may be empty)."""
+  return ml_collections.ConfigDict(dict(
+      stage1=stage1,           # a MAMP run's checkpoints/ (or an imported official MAMP checkpoint)
+      stars=stars,             # a STARS run's best/ or checkpoints/ (or an imported official STARS checkpoint)
+      plots=True,              # t-SNE and kNN-1 confusion PNGs in workdir/plots
+  ))
+
+
+def frozen_evaluation(dataset: str, split: str, held_out: tuple[int, ...] = ()) -> ml_collections.ConfigDict:
+  """kNN (SPEC §4.10, k = 1, 2, 5, 10), logistic regression and cluster quality of frozen encoders on one
+  dataset/split; with held-out classes also few-shot / one-shot on them (SPEC §1.9)."""
+  config = _downstream(dataset, split, "evaluate")
+  config.data.held_out_classes = tuple(held_out)
+  config.probe = ml_collections.ConfigDict(dict(batch_size=256))
+  config.evaluate = evaluate_options(stage1=f"runs/mamp_{dataset}_{split}/checkpoints")
   return config
 
 

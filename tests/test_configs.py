@@ -1,20 +1,15 @@
 """Every config file loads, and the STARS ones carry SPEC §4.7's numbers."""
-import importlib.util
 import pathlib
 
 import pytest
 
-from stars_jax import jobs
+from stars_jax import jobs, recipes
 from stars_jax.train import tune
 
 CONFIGS = sorted((pathlib.Path(__file__).parents[1] / "configs").glob("*.py"))
 
 
-def _load(path):
-  spec = importlib.util.spec_from_file_location(path.stem, path)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module.get_config()
+_load = recipes.load_config_file
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.stem)

@@ -21,10 +21,10 @@ TINY = [
 ]
 
 
-def _main(workdir, data_dir, *extra):
+def _main(workdir, data_dir, *extra, config="configs/synthetic.py"):
   env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}  # one CPU device, as a user runs it
   return subprocess.run(
-      [sys.executable, "-m", "stars_jax.main", "--config=configs/synthetic.py", f"--workdir={workdir}",
+      [sys.executable, "-m", "stars_jax.main", f"--config={config}", f"--workdir={workdir}",
        f"--config.data.synthetic.dir={data_dir}", *TINY, *extra],
       env=env, cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
       capture_output=True, text=True, timeout=600)
@@ -63,9 +63,28 @@ def test_main_job_end_to_end(tmp_path):
   rerun = json.loads((tmp_path / "run" / "results.json").read_text())
   assert rerun["pretrain"]["loss_history"] == [] and rerun["stars"]["loss_history"] == []
   assert rerun["stars"]["monitor"] == results["stars"]["monitor"]  # the same monitor history and selection
+  # The evaluate stage, on the saved encoders, reproduces the main job's frozen-feature protocols.
+  run = tmp_path / "run"
+  evaluate = _main(tmp_path / "eval", tmp_path / "data", f"--config.evaluate.stage1={run}/stage1/checkpoints",
+                   f"--config.evaluate.stars={run}/stars/best", "--config.evaluate.plots=False",
+                   config="configs/evaluate_synthetic.py")
+  assert evaluate.returncode == 0, evaluate.stderr[-3000:]
+  evaluated = json.loads((tmp_path / "eval" / "results.json").read_text())
+  for metric in ("knn1", "knn5", "logistic", "fewshot", "oneshot", "silhouette", "nmi", "ari"):
+    assert set(evaluated[metric]) == {"stage1", "stars", "random_init"}
+    for name, value in evaluated[metric].items():
+      assert abs(value - results[metric][name]) < 1e-6, (metric, name, value, results[metric][name])
+  assert "| knn1 |" in (tmp_path / "eval" / "report.md").read_text()
 
 
 def test_bad_dataset_path_names_the_file_and_key(tmp_path):
   proc = _main(tmp_path / "run", tmp_path / "data", f"--config.data.path={tmp_path}/missing.npz")
   assert proc.returncode != 0
   assert "missing.npz" in proc.stderr and "data.path" in proc.stderr
+
+
+def test_evaluate_names_the_missing_checkpoint_and_key(tmp_path):
+  proc = _main(tmp_path / "eval", tmp_path / "data", f"--config.evaluate.stage1={tmp_path}/nowhere",
+               "--config.evaluate.stars=", config="configs/evaluate_synthetic.py")
+  assert proc.returncode != 0
+  assert "nowhere" in proc.stderr and "evaluate.stage1" in proc.stderr

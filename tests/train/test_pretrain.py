@@ -1,11 +1,10 @@
 """The MAMP train step: sharded equals single-device, FSDP equals replicated, resume is bit-identical."""
-import importlib.util
 import pathlib
 
 import jax
 import numpy as np
 
-from stars_jax import masking
+from stars_jax import masking, recipes
 from stars_jax.data.npz import open_split
 from stars_jax.train import pretrain, sharding
 
@@ -71,10 +70,7 @@ def test_resume_from_checkpoint_is_bit_identical(tiny_config, tmp_path):
 def test_fsdp_splits_the_wide_config_over_the_data_axis():
   """configs/mamp_ntu60_xsub_wide.py (512 wide, 12 blocks): each of 8 devices holds ~1/8 of the parameters."""
   path = pathlib.Path(__file__).parents[2] / "configs" / "mamp_ntu60_xsub_wide.py"
-  spec = importlib.util.spec_from_file_location(path.stem, path)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  config = module.get_config()
+  config = recipes.load_config_file(path)
   assert config.sharding.fsdp
   model = pretrain.build_model(config)
   x = np.zeros((1, config.data.window, 25, 3), np.float32)
