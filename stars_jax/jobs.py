@@ -2,8 +2,9 @@
 
   pretrain       MAMP stage 1 (workdir/checkpoints)
   tune           STARS stage 2 from `stars.init` (workdir/checkpoints, workdir/best)
-  pretrain_tune  both in sequence (workdir/stage1, workdir/stars), then kNN-1 / logistic probes of the
-                 stage-1 and tuned encoders against a random one on the test split
+  pretrain_tune  both in sequence (workdir/stage1, workdir/stars), then (with `probe.enabled`) the evaluation
+                 suite of the stage-1 and tuned encoders against a random one: kNN, logistic, clusters,
+                 few-shot / one-shot on the held-out classes, linear probe; workdir/report.md
   linear         linear probe of `linear.init` (SPEC §3.3; `linear.mode='cached'` for the fast variant)
   finetune       fine-tuning of `finetune.init` (SPEC §3.4); semi-supervised with finetune.data_ratio < 1,
                  transfer when init was pretrained on another dataset
@@ -80,6 +81,10 @@ _REPORT_NOTE = (
     "linear and clusters: seen classes; fewshot (kNN-1) and oneshot: classes held out of both training stages. "
     "stars: the state selected by the kNN monitor on a validation split carved from the training set; linear "
     "(best): best epoch on the test split (the official convention); linear (last): last epoch.")
+_EVALUATE_NOTE = (
+    "Accuracies in percent (test split); silhouette, NMI and ARI as fractions (test features). knn<k>, logistic "
+    "and clusters: classes outside data.held_out_classes; fewshot (kNN-1: bank = their training clips, queries = "
+    "their test clips) and oneshot: the held-out classes.")
 
 
 def pretrain_tune_job(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> dict[str, Any]:
@@ -134,11 +139,6 @@ def evaluate_job(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> di
                    workdir / "plots" if config.evaluate.plots else None)
   _write_report(workdir, results, "Frozen-feature protocols", _EVALUATE_NOTE)
   return results
-
-_EVALUATE_NOTE = (
-    "Accuracies in percent (test split); silhouette, NMI and ARI as fractions (test features). knn<k>, logistic "
-    "and clusters: classes outside data.held_out_classes; fewshot (kNN-1: bank = their training clips, queries = "
-    "their test clips) and oneshot: the held-out classes.")
 
 
 def _downstream_summary(run: dict[str, Any]) -> dict[str, Any]:

@@ -8,7 +8,7 @@ import pathlib
 
 import ml_collections
 
-# Official npz file per (dataset, split), SPEC §1.4–1.5.
+
 def load_config_file(path: str | os.PathLike) -> ml_collections.ConfigDict:
   """`get_config()` of a config file (e.g. configs/synthetic.py), as --config=<path> would load it."""
   path = pathlib.Path(path)
@@ -20,6 +20,7 @@ def load_config_file(path: str | os.PathLike) -> ml_collections.ConfigDict:
   return module.get_config()
 
 
+# Official npz file per (dataset, split), SPEC §1.4–1.5.
 NPZ_FILES = {
     ("ntu60", "xsub"): "NTU60_XSub.npz",
     ("ntu60", "xview"): "NTU60_XView.npz",
