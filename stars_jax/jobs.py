@@ -38,8 +38,10 @@ def _random_encoder_params(config: ml_collections.ConfigDict, encoder) -> dict:
 
 
 def _probe(config, encoder, named_params: dict[str, dict], mesh, plot_dir=None) -> dict[str, Any]:
-  """Frozen-feature protocols (kNN, few-shot, clusters, logistic) of each encoder and of a random one."""
-  named_params = {**named_params, "random_init": _random_encoder_params(config, encoder)}
+  """Frozen-feature protocols (kNN, few-shot, clusters, logistic) of each encoder and of a random one (made here
+  unless `named_params` has 'random_init')."""
+  if "random_init" not in named_params:
+    named_params = {**named_params, "random_init": _random_encoder_params(config, encoder)}
   return probe.probe(encoder, named_params, sources.open_split(config.data, "train"),
                      sources.open_split(config.data, "test"), config.data,
                      config.probe.batch_size, mesh, seed=config.seed, plot_dir=plot_dir)
@@ -115,17 +117,6 @@ def _write_report(workdir: pathlib.Path, results: dict[str, Any], title: str, no
   logging.info("%s:\n%s", title, table)
 
 
-def _load_encoder(path: str, target: dict, config_key: str) -> dict:
-  """Encoder parameters (structure and placement of `target`) from the newest checkpoint under `path`: a MAMP
-  run's checkpoints/, a STARS run's best/ or checkpoints/, or an imported official checkpoint."""
-  try:
-    item = checkpoint.latest_item_path(path)
-  except FileNotFoundError as e:
-    raise FileNotFoundError(f"{e} (config key {config_key})") from e
-  logging.info("%s: encoder from %s", config_key, item)
-  return checkpoint.restore_checked(item, {"params": target}, config_key)["params"]
-
-
 def evaluate_job(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> dict[str, Any]:
   """The frozen-feature protocols (kNN, logistic, clusters; few-shot / one-shot on `data.held_out_classes`) of
   the encoders in `evaluate.stage1` / `evaluate.stars` (checkpoint directories), next to a random encoder."""
@@ -133,8 +124,9 @@ def evaluate_job(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> di
   if not paths:
     raise ValueError("evaluate.stage1 and evaluate.stars are both empty: give at least one checkpoint directory")
   encoder = Encoder(**pretrain.encoder_kwargs(config))
-  blank = _random_encoder_params(config, encoder)
-  named = {name: _load_encoder(path, blank, f"evaluate.{name}") for name, path in paths.items()}
+  random_init = _random_encoder_params(config, encoder)  # also the restore target (structure, placement)
+  named = {name: checkpoint.restore_params(path, random_init, f"evaluate.{name}") for name, path in paths.items()}
+  named["random_init"] = random_init
   results = _probe(config, encoder, named, sharding.make_mesh(),
                    workdir / "plots" if config.evaluate.plots else None)
   _write_report(workdir, results, "Frozen-feature protocols", _EVALUATE_NOTE)

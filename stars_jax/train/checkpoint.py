@@ -1,5 +1,6 @@
 """Atomic, resumable checkpoints with Orbax: the train state plus a JSON item (input pipeline position, ...)."""
 import dataclasses
+import logging
 import pathlib
 from typing import Any, Optional
 
@@ -53,12 +54,13 @@ class Checkpointer:
     self._manager.close()
 
 
-def latest_item_path(directory: str | pathlib.Path) -> pathlib.Path:
-  """The state item of the newest complete checkpoint under `directory` (read-only: creates nothing)."""
+def latest_item_path(directory: str | pathlib.Path, config_key: str = "") -> pathlib.Path:
+  """The state item of the newest complete checkpoint under `directory` (read-only: creates nothing).
+  `config_key`, the setting that named the directory, goes into the error when there is none."""
   directory = pathlib.Path(directory)
   steps = sorted(int(p.name) for p in directory.iterdir() if p.name.isdigit()) if directory.is_dir() else []
   if not steps:
-    raise FileNotFoundError(f"no checkpoint under {directory}")
+    raise FileNotFoundError(f"no checkpoint under {directory}" + (f" (config key {config_key})" if config_key else ""))
   return directory / str(steps[-1]) / STATE_ITEM
 
 
@@ -94,3 +96,11 @@ def restore_checked(item_path: str | pathlib.Path, target: dict[str, Any], confi
                        "size; config.model must match it)")
   return restore_fields(item_path, target)
 
+
+
+def restore_params(directory: str | pathlib.Path, target: dict[str, Any], config_key: str) -> dict[str, Any]:
+  """The parameters in `target` (e.g. an encoder's, with their placement) from the newest checkpoint under
+  `directory`: a MAMP run's checkpoints/, a STARS run's best/ or checkpoints/, or an imported official one."""
+  item = latest_item_path(directory, config_key)
+  logging.info("%s: parameters from %s", config_key, item)
+  return restore_checked(item, {"params": target}, config_key)["params"]

@@ -136,12 +136,7 @@ def load_encoder(state: ClassifyState, init: str | dict, config_key: str) -> Cla
     restored = jax.tree.map(lambda t, v: jax.device_put(jnp.asarray(v, t.dtype), t.sharding), target,
                             features.encoder_params(init))
   else:
-    try:
-      item = checkpoint.latest_item_path(init)
-    except FileNotFoundError as e:
-      raise FileNotFoundError(f"{e} (config key {config_key})") from e
-    restored = checkpoint.restore_checked(item, {"params": target}, config_key)["params"]
-    logging.info("Initialised the encoder from %s", item)
+    restored = checkpoint.restore_params(init, target, config_key)
   return state.replace(params={**state.params, **restored})
 
 

@@ -145,10 +145,7 @@ def init_state(config: ml_collections.ConfigDict, model: STARS, schedule: optax.
 def load_init(state: TuneState, path: str | pathlib.Path) -> TuneState:
   """Initialises from a checkpoint directory of ours: a MAMP run (encoder weights; decoder and mask token
   dropped, head kept fresh, SPEC §4.3 step 2) or a STARS run (params, BN statistics and queue, step 3)."""
-  try:
-    item = checkpoint.latest_item_path(path)
-  except FileNotFoundError as e:
-    raise FileNotFoundError(f"{e} (config key stars.init)") from e
+  item = checkpoint.latest_item_path(path, "stars.init")
   is_stars = "queue" in checkpoint.saved_structure(item)
   params = state.params if is_stars else features.encoder_params(state.params)
   target = {"params": params, **({"batch_stats": state.batch_stats, "queue": state.queue} if is_stars else {})}
