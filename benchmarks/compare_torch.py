@@ -10,8 +10,10 @@ memory is its own: on CPU the process's peak RSS, on GPU the framework's peak de
          on ready (N, 3, 120, 25, 2) clips.
   stars  'merged' recipe, queue 32768. ours: `tune.train_step` (one encoder pass, SPEC §4.4); official:
          SkeletonNNCLR.forward(x, x, ids) (two encoder passes) + backward + per-tensor clipping + AdamW.
-Results: benchmarks/results/compare_torch_<device>.json and a Markdown table on stdout.
+Ours is the stage's step (`pretrain.stage` / `tune.stage`), its state created and the step jitted as `runner.run`
+does. Results: benchmarks/results/compare_torch_<device>.json and a Markdown table on stdout.
 """
+
 import argparse
 import json
 import pathlib
@@ -40,48 +42,61 @@ def _timed(step, steps: int, warmup: int) -> list[float]:
 
 
 def run_ours(stage: str, dtype: str, batch: int, steps: int, warmup: int) -> dict:
+  import tempfile
+
   import jax
   import numpy as np
-  from stars_jax import recipes
-  from stars_jax.train import pretrain, sharding, tune
+
+  from stars_jax import recipes, sharding
+  from stars_jax.train import pretrain, tune
+  from stars_jax.train import state as state_lib
+
   mesh = sharding.make_mesh()
   rng = np.random.default_rng(0)
   x = np.cumsum(rng.normal(scale=0.01, size=(batch, 300, 150)), axis=1).astype(np.float32)
   if stage == "mamp":
     config = recipes.mamp_pretrain("ntu60", "xsub")
-    config.batch_size = batch
-    config.model.compute_dtype = dtype
-    model = pretrain.build_model(config)
-    schedule = pretrain.make_schedule(config, 100)
-    state, shardings = pretrain.init_state(config, model, schedule, mesh)
-    step_fn = pretrain.compile_step(config, model, schedule, mesh, shardings)
-    inputs = (pretrain.global_batch(x, mesh),)
+    config.pretrain.batch_size = batch
   else:
     config = recipes.stars_tune("ntu60", "xsub", "merged")
     config.stars.batch_size = batch
-    config.model.compute_dtype = dtype
-    model = tune.build_model(config)
-    schedule = tune.make_schedule(config, 100)
-    state, shardings, tx, labels = tune.init_state(config, model, schedule, mesh)
-    step_fn = tune.compile_step(config, model, schedule, tx, labels, mesh, shardings)
-    inputs = (pretrain.global_batch(x, mesh), pretrain.global_batch(np.arange(batch, dtype=np.int32), mesh))
+  config.model.compute_dtype = dtype
+  with tempfile.TemporaryDirectory() as tmp:  # the stage opens its splits when built: these clips, one epoch
+    config.data.path = f"{tmp}/clips.npz"
+    labels = np.eye(60, dtype=np.float32)[np.arange(batch) % 60]
+    np.savez(config.data.path, x_train=x, y_train=labels, x_test=x, y_test=labels)
+    st = pretrain.stage(config) if stage == "mamp" else tune.stage(config, mesh)
+  state, shardings = state_lib.create_sharded(st.create, mesh, config.sharding, st.rules)
+  step_fn = jax.jit(
+    st.step,
+    in_shardings=(shardings, sharding.batch_sharding(mesh)),
+    out_shardings=(shardings, sharding.replicated(mesh)),
+    donate_argnums=0,
+  )
+  batch_dict = sharding.global_batch({"x": x, "index": np.arange(batch, dtype=np.int32)}, mesh)
+  batch_dict = {k: batch_dict[k] for k in st.feed}
   box = [state]
 
   def step():
-    box[0], metrics = step_fn(box[0], *inputs)
+    box[0], metrics = step_fn(box[0], batch_dict)
     jax.block_until_ready(metrics["loss"])
 
   times = _timed(step, steps, warmup)
   device = jax.devices()[0]
   stats = device.memory_stats() or {}
-  return {"device": device.device_kind, "step_s": times, "peak_device_mib": stats.get("peak_bytes_in_use", 0) / 2**20
-          or None}
+  return {
+    "device": device.device_kind,
+    "step_s": times,
+    "peak_device_mib": stats.get("peak_bytes_in_use", 0) / 2**20 or None,
+  }
 
 
 def run_torch(stage: str, root: str, batch: int, steps: int, warmup: int) -> dict:
   import numpy as np
   import torch
+
   from stars_jax.interop import parity
+
   official = parity.load_official(root)
   device = "cuda" if torch.cuda.is_available() else "cpu"
   torch.set_num_threads(parity.torch_threads())
@@ -89,8 +104,18 @@ def run_torch(stage: str, root: str, batch: int, steps: int, warmup: int) -> dic
   rng = np.random.default_rng(0)
   x = torch.from_numpy(np.cumsum(rng.normal(scale=0.01, size=(batch, 3, 120, 25, 2)), axis=2).astype(np.float32))
   x = x.to(device)
-  encoder = dict(dim_in=3, dim_feat=256, depth=8, num_heads=8, mlp_ratio=4, num_frames=120, num_joints=25,
-                 patch_size=1, t_patch_size=4, qkv_bias=True)
+  encoder = dict(
+    dim_in=3,
+    dim_feat=256,
+    depth=8,
+    num_heads=8,
+    mlp_ratio=4,
+    num_frames=120,
+    num_joints=25,
+    patch_size=1,
+    t_patch_size=4,
+    qkv_bias=True,
+  )
   if stage == "mamp":
     model = official.mamp.Transformer(decoder_dim_feat=256, decoder_depth=3, norm_skes_loss=True, **encoder)
     model.to(device).train()
@@ -98,8 +123,21 @@ def run_torch(stage: str, root: str, batch: int, steps: int, warmup: int) -> dic
     loss_fn = lambda: model(x, mask_ratio=0.9, motion_stride=1, motion_aware_tau=0.8)[0]  # noqa: E731
     clip = lambda: None  # noqa: E731
   else:
-    model = parity.nnclr(official, pretrain=True, feature_dim=256, queue_size=32768, Temperature=0.07, topk=0,
-                         predictor_hidden_dim=4096, mask_ratio=0.0, **encoder).to(device).train()
+    model = (
+      parity.nnclr(
+        official,
+        pretrain=True,
+        feature_dim=256,
+        queue_size=32768,
+        Temperature=0.07,
+        topk=0,
+        predictor_hidden_dim=4096,
+        mask_ratio=0.0,
+        **encoder,
+      )
+      .to(device)
+      .train()
+    )
     ids = torch.arange(batch, device=device)
     groups = []
     for name, param in model.encoder_student.named_parameters():
@@ -125,8 +163,13 @@ def run_torch(stage: str, root: str, batch: int, steps: int, warmup: int) -> dic
   times = _timed(step, steps, warmup)
   name = torch.cuda.get_device_name() if device == "cuda" else _cpu_name()
   peak = torch.cuda.max_memory_allocated() / 2**20 if device == "cuda" else None
-  return {"device": name, "torch": torch.__version__, "threads": torch.get_num_threads(), "step_s": times,
-          "peak_device_mib": peak}
+  return {
+    "device": name,
+    "torch": torch.__version__,
+    "threads": torch.get_num_threads(),
+    "step_s": times,
+    "peak_device_mib": peak,
+  }
 
 
 def _cpu_name() -> str:
@@ -163,26 +206,45 @@ def main() -> None:
   rows = []
   for stage in args.stages:
     for name in ("ours-float32", "ours-bfloat16", "torch-float32"):
-      cmd = [sys.executable, __file__, "--worker", name, "--stage", stage, "--torch-reference", args.torch_reference,
-             "--batch", str(args.batch), "--steps", str(args.steps), "--warmup", str(args.warmup)]
+      cmd = [
+        sys.executable,
+        __file__,
+        "--worker",
+        name,
+        "--stage",
+        stage,
+        "--torch-reference",
+        args.torch_reference,
+        "--batch",
+        str(args.batch),
+        "--steps",
+        str(args.steps),
+        "--warmup",
+        str(args.warmup),
+      ]
       out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
       result = json.loads(next(line for line in out.splitlines() if line.startswith("RESULT "))[7:])
       median = sorted(result["step_s"])[len(result["step_s"]) // 2]
-      rows.append({"stage": stage, "run": name, "clips_per_s": args.batch / median, "step_ms": 1e3 * median,
-                   **result})
+      rows.append({"stage": stage, "run": name, "clips_per_s": args.batch / median, "step_ms": 1e3 * median, **result})
       print(f"{stage} {name}: {1e3 * median:.0f} ms/step", file=sys.stderr)
   for row in rows:
     torch_row = next(r for r in rows if r["stage"] == row["stage"] and r["run"] == "torch-float32")
     row["speedup_vs_torch_f32"] = row["clips_per_s"] / torch_row["clips_per_s"]
   device = rows[0]["device"]
   payload = {"batch": args.batch, "steps": args.steps, "warmup": args.warmup, "device": device, "rows": rows}
-  out = pathlib.Path(args.out) if args.out else RESULTS / f"compare_torch_{re.sub(r'[^A-Za-z0-9]+', '_', device)}.json"
+  device_slug = re.sub(r"[^A-Za-z0-9]+", "_", device)
+  out = pathlib.Path(args.out) if args.out else RESULTS / f"compare_torch_{device_slug}.json"
   out.write_text(json.dumps(payload, indent=2))
-  print("| stage | run | clips/s | step ms | peak RSS MiB | peak device MiB | vs PyTorch f32 |\n|---|---|---|---|---|---|---|")
+  print(
+    "| stage | run | clips/s | step ms | peak RSS MiB | peak device MiB | vs PyTorch f32 |\n"
+    "|---|---|---|---|---|---|---|"
+  )
   for r in rows:
     peak_dev = f"{r['peak_device_mib']:.0f}" if r["peak_device_mib"] else "n/a"
-    print(f"| {r['stage']} | {r['run']} | {r['clips_per_s']:.2f} | {r['step_ms']:.0f} | {r['peak_rss_mib']:.0f} | "
-          f"{peak_dev} | {r['speedup_vs_torch_f32']:.2f}x |")
+    print(
+      f"| {r['stage']} | {r['run']} | {r['clips_per_s']:.2f} | {r['step_ms']:.0f} | {r['peak_rss_mib']:.0f} | "
+      f"{peak_dev} | {r['speedup_vs_torch_f32']:.2f}x |"
+    )
   print(f"\n{device}, batch {args.batch}, median of {args.steps} steps after {args.warmup} warm-up; wrote {out}")
 
 

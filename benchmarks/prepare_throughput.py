@@ -6,6 +6,7 @@ The generated files mimic NTU's mix (measured shape of the real data: ~70-100 fr
 one body, some two actors, some with short or spread-out noise bodies and empty frames), so parsing,
 denoising, transformation and the npz writing are all exercised. The time is the whole `prepare()` call.
 """
+
 import argparse
 import datetime
 import json
@@ -16,8 +17,8 @@ import time
 
 import numpy as np
 
-from data_prep import ntu, prepare
-from data_prep.ntu_skeleton import format_skeleton
+from stars_jax.data_prep import ntu, prepare
+from stars_jax.data_prep.ntu_skeleton import format_skeleton
 
 
 def _body(rng: np.random.Generator, frames: int, wide: bool = False) -> np.ndarray:
@@ -79,13 +80,25 @@ def main() -> None:
       start = time.perf_counter()
       log = prepare.prepare(ntu.ntu_dataset("ntu60", raw), pathlib.Path(tmp) / f"out{workers}", workers)
       seconds = time.perf_counter() - start
-      runs.append({"workers": workers, "seconds": round(seconds, 2),
-                   "files_per_second": round(args.files / seconds, 1),
-                   "read_files_per_second": log["files_per_second"], "samples": log["samples"]})
+      runs.append(
+        {
+          "workers": workers,
+          "seconds": round(seconds, 2),
+          "files_per_second": round(args.files / seconds, 1),
+          "read_files_per_second": log["files_per_second"],
+          "samples": log["samples"],
+        }
+      )
       print(runs[-1])
-  result = {"benchmark": "stars-jax prepare ntu60 on generated raw files", "cpu": cpu,
-            "cpu_cores": prepare.cpu_count(), "files": args.files, "raw_megabytes": round(size / 2**20, 1),
-            "date": datetime.date.today().isoformat(), "runs": runs}
+  result = {
+    "benchmark": "stars-jax prepare ntu60 on generated raw files",
+    "cpu": cpu,
+    "cpu_cores": prepare.cpu_count(),
+    "files": args.files,
+    "raw_megabytes": round(size / 2**20, 1),
+    "date": datetime.date.today().isoformat(),
+    "runs": runs,
+  }
   pathlib.Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
   print(json.dumps(result, indent=2))
 

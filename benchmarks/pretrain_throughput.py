@@ -2,12 +2,15 @@
 
   python benchmarks/pretrain_throughput.py                       # defaults per platform
   python benchmarks/pretrain_throughput.py --batch_size=256 --compute_dtype=bfloat16 --attention_impl=cudnn
-  python benchmarks/pretrain_throughput.py --config=configs/mamp_ntu60_xsub_wide.py --remat --trace_dir=/tmp/trace
+  python benchmarks/pretrain_throughput.py --config=configs/mamp.py:ntu60_xsub_wide --remat --trace_dir=/tmp/trace
 
-Measures (1) the jitted train step exactly as training runs it (on-device crop/resize/rotation, masking,
-forward, backward, AdamW), (2) the on-device augmentation alone, (3) the host grain input pipeline on a
-temporary npz, and writes everything to a JSON file. FLOP convention: stars_jax/train/flops.py.
+Measures (1) the jitted train step exactly as training runs it (`pretrain.stage`: on-device crop/resize/rotation,
+masking, forward, backward, AdamW; created and jitted as `runner.run` does), (2) the on-device augmentation
+alone, (3) the host grain input pipeline, both on a temporary npz of random raw samples (also the stage's
+training split, so its epoch sets the learning-rate schedule), and writes everything to a JSON file. FLOP
+convention: stars_jax/train/flops.py.
 """
+
 import datetime
 import importlib.metadata
 import json
@@ -23,13 +26,18 @@ import numpy as np
 from absl import app, flags
 from ml_collections import config_flags
 
-from stars_jax.data import pipeline
-from stars_jax.data.npz import open_split
-from stars_jax.train import flops, pretrain, sharding
+from stars_jax import sharding
+from stars_jax.data import pipeline, transforms
+from stars_jax.data.npz import FRAME_WIDTH, open_split
+from stars_jax.models import factory
+from stars_jax.train import flops, pretrain
+from stars_jax.train import state as state_lib
 
 _CONFIG = config_flags.DEFINE_config_file(
-    "config", str(pathlib.Path(__file__).resolve().parents[1] / "configs" / "mamp_ntu60_xsub.py"),
-    "MAMP pretraining config (model, masking, window); batch and dtype come from the flags below.")
+  "config",
+  str(pathlib.Path(__file__).resolve().parents[1] / "configs" / "mamp.py") + ":ntu60_xsub",
+  "MAMP pretraining config file[:arg] (model, masking, window); batch and dtype come from the flags below.",
+)
 _BATCH = flags.DEFINE_integer("batch_size", 0, "Global batch (clips); 0: 128 on GPU/TPU, 8 on CPU.")
 _STEPS = flags.DEFINE_integer("steps", 0, "Timed steps; 0: 20 on GPU/TPU, 3 on CPU.")
 _WARMUP = flags.DEFINE_integer("warmup", 2, "Untimed steps after compilation.")
@@ -37,26 +45,35 @@ _DTYPE = flags.DEFINE_string("compute_dtype", "auto", "'auto' (bf16 on GPU/TPU, 
 _ATTN = flags.DEFINE_enum("attention_impl", "", ["", "xla", "cudnn"], "jax.nn.dot_product_attention impl.")
 _FSDP = flags.DEFINE_bool("fsdp", None, "Shard parameters and optimizer state over `data` (default: the config's).")
 _REMAT = flags.DEFINE_bool("remat", None, "Recompute block activations in the backward pass (default: the config's).")
-_TRACE = flags.DEFINE_string("trace_dir", "", "Write a jax.profiler trace of the pipelined steps here (TensorBoard / "
-                             "Perfetto), and XLA's optimised HLO of the step beside it.")
+_TRACE = flags.DEFINE_string(
+  "trace_dir",
+  "",
+  "Write a jax.profiler trace of the pipelined steps here (TensorBoard / "
+  "Perfetto), and XLA's optimised HLO of the step beside it.",
+)
 _HOST_SAMPLES = flags.DEFINE_integer("host_samples", 512, "Samples in the temporary npz for the host test.")
-_OUT = flags.DEFINE_string("out", "", "Output JSON; default benchmarks/results/pretrain_<device kind>_<config>_b<batch>_"
-                           "<dtype>[_remat][_<attention>].json.")
+_OUT = flags.DEFINE_string(
+  "out",
+  "",
+  "Output JSON; default benchmarks/results/pretrain_<device kind>_<config>_"
+  "b<batch>_<dtype>[_remat][_<attention>].json.",
+)
 
 RESULTS_DIR = pathlib.Path(__file__).resolve().parent / "results"
-NTU60_XSUB_TRAIN = 40_091  # training samples (SPEC §3.2): the LR schedule's epoch length and the projection
-PROJECTION_EPOCHS = 400     # the official MAMP pretraining length
-PROJECTION_MFU = 0.40       # the MFU assumed for the analytic projection on an accelerator
+RAW_FRAMES = 300  # official npz sample layout: (300 frames, FRAME_WIDTH = 2 persons x 25 joints x 3)
+NTU60_XSUB_TRAIN = 40_091  # training samples (SPEC §3.2): the projection's epoch
+PROJECTION_EPOCHS = 400  # the official MAMP pretraining length
+PROJECTION_MFU = 0.40  # the MFU assumed for the analytic projection on an accelerator
 # Dense peak TFLOP/s per chip, (device-kind pattern, {compute dtype: peak}); first match wins. GPU float32
 # is the TF32 tensor-core peak (XLA's default precision for f32 dots on Ampere/Hopper); TPUs publish no
 # f32 peak (f32 dots run as bf16 passes), so MFU is null there.
 PEAKS = [
-    (r"h100.*pcie", {"bfloat16": 756.0, "float32": 378.0}),
-    (r"h100", {"bfloat16": 989.4, "float32": 494.7}),  # SXM ("NVIDIA H100 80GB HBM3")
-    (r"h200", {"bfloat16": 989.4, "float32": 494.7}),
-    (r"a100", {"bfloat16": 312.0, "float32": 156.0}),
-    (r"tpu v4", {"bfloat16": 275.0, "float32": None}),
-    (r"tpu v5 ?(lite|e)", {"bfloat16": 197.0, "float32": None}),
+  (r"h100.*pcie", {"bfloat16": 756.0, "float32": 378.0}),
+  (r"h100", {"bfloat16": 989.4, "float32": 494.7}),  # SXM ("NVIDIA H100 80GB HBM3")
+  (r"h200", {"bfloat16": 989.4, "float32": 494.7}),
+  (r"a100", {"bfloat16": 312.0, "float32": 156.0}),
+  (r"tpu v4", {"bfloat16": 275.0, "float32": None}),
+  (r"tpu v5 ?(lite|e)", {"bfloat16": 197.0, "float32": None}),
 ]
 
 
@@ -67,13 +84,24 @@ def peak_tflops(device_kind: str, dtype: str) -> float | None:
   return None
 
 
+def config_name(spec: str) -> str:
+  """'…/configs/mamp.py:ntu60_xsub' -> 'mamp_ntu60_xsub' (the file's stem, then its argument)."""
+  path, _, arg = spec.partition(":")
+  return "_".join([pathlib.Path(path).stem] + [arg] * bool(arg))
+
+
 def slug(text: str) -> str:
   return re.sub(r"[^a-z0-9]+", "_", text.lower()).strip("_") or "unknown"
 
 
 def summarize(times: list[float]) -> dict[str, float]:
-  return {"median_s": statistics.median(times), "mean_s": statistics.fmean(times), "min_s": min(times),
-          "max_s": max(times), "n": len(times)}
+  return {
+    "median_s": statistics.median(times),
+    "mean_s": statistics.fmean(times),
+    "min_s": min(times),
+    "max_s": max(times),
+    "n": len(times),
+  }
 
 
 def time_each(fn, n: int) -> list[float]:
@@ -99,25 +127,38 @@ def xla_flops(compiled) -> float | None:
 def raw_samples(n: int, rng: np.random.Generator) -> np.ndarray:
   """(n, 300, 150) float32 raw samples: smooth joint trajectories, a second person in ~40 % of them,
   zero padding after a valid length drawn uniformly from [64, 300] (the official npz layout)."""
-  t, width = pretrain.RAW_FRAMES, pretrain.RAW_VALUES
+  t, width = RAW_FRAMES, FRAME_WIDTH
   x = rng.normal(scale=0.3, size=(n, 1, width)) + np.cumsum(rng.normal(scale=0.01, size=(n, t, width)), 1)
-  x[rng.random(n) > 0.4, :, width // 2:] = 0.0  # single-person samples: person 2 is all zeros
+  x[rng.random(n) > 0.4, :, width // 2 :] = 0.0  # single-person samples: person 2 is all zeros
   lengths = rng.integers(64, t + 1, size=n)
   x[np.arange(t)[None, :] >= lengths[:, None]] = 0.0
   return x.astype(np.float32)
 
 
+def write_npz(path: pathlib.Path, raw: np.ndarray) -> pathlib.Path:
+  """Raw samples as an npz in the official layout (x_train/y_train/x_test/y_test, 60 one-hot classes)."""
+  labels = np.eye(60, dtype=np.float32)[np.arange(len(raw)) % 60]
+  np.savez(path, x_train=raw, y_train=labels, x_test=raw[:8], y_test=labels[:8])
+  return path
+
+
 def bench_train_step(config, raw: np.ndarray, steps: int, warmup: int) -> dict:
+  """The pretraining stage's step, its state created and the step jitted as `runner.run` does."""
   mesh = sharding.make_mesh()
-  model = pretrain.build_model(config)
-  schedule = pretrain.make_schedule(config, max(1, NTU60_XSUB_TRAIN // config.batch_size))
+  stage = pretrain.stage(config)
   t = time.perf_counter()
-  state, shardings = pretrain.init_state(config, model, schedule, mesh)
+  state, shardings = state_lib.create_sharded(stage.create, mesh, config.sharding, stage.rules)
   jax.block_until_ready(state)
   init_s = time.perf_counter() - t
-  x = pretrain.global_batch(raw, mesh)
+  x = sharding.global_batch({"x": raw}, mesh)
+  step_fn = jax.jit(
+    stage.step,
+    in_shardings=(shardings, sharding.batch_sharding(mesh)),
+    out_shardings=(shardings, sharding.replicated(mesh)),
+    donate_argnums=0,
+  )
   t = time.perf_counter()
-  compiled = pretrain.compile_step(config, model, schedule, mesh, shardings).lower(state, x).compile()
+  compiled = step_fn.lower(state, x).compile()
   compile_s = time.perf_counter() - t
   logging.info("init %.1fs, compile %.1fs; %d warm-up steps", init_s, compile_s, warmup)
   box = {"state": state}
@@ -146,9 +187,17 @@ def bench_train_step(config, raw: np.ndarray, steps: int, warmup: int) -> dict:
   if not np.isfinite(loss):
     raise FloatingPointError(f"non-finite loss {loss}")
   mem = getattr(jax.devices()[0], "memory_stats", lambda: None)() or {}
-  return {"init_s": init_s, "compile_s": compile_s, "first_step_s": first, "step": summarize(each),
-          "pipelined_step_s": pipelined, "xla_cost_flops_per_device": xla_flops(compiled), "last_loss": loss,
-          "peak_bytes_in_use_device0": mem.get("peak_bytes_in_use"), "memory_analysis": memory_analysis(compiled)}
+  return {
+    "init_s": init_s,
+    "compile_s": compile_s,
+    "first_step_s": first,
+    "step": summarize(each),
+    "pipelined_step_s": pipelined,
+    "xla_cost_flops_per_device": xla_flops(compiled),
+    "last_loss": loss,
+    "peak_bytes_in_use_device0": mem.get("peak_bytes_in_use"),
+    "memory_analysis": memory_analysis(compiled),
+  }
 
 
 def memory_analysis(compiled) -> dict[str, int] | None:
@@ -168,44 +217,61 @@ def projection(clips_per_s: float, flops_per_clip: float, device_kind: str, dtyp
   what an H100 (bf16 dense peak) would take at PROJECTION_MFU of its peak (analytic FLOPs)."""
   clips = PROJECTION_EPOCHS * NTU60_XSUB_TRAIN
   h100 = peak_tflops("h100", "bfloat16") * 1e12 * PROJECTION_MFU
-  return {"epochs": PROJECTION_EPOCHS, "clips": clips, "train_flops": clips * flops_per_clip,
-          "measured_device": device_kind, "measured_dtype": dtype,
-          "hours_at_measured_rate": clips / clips_per_s / 3600,
-          "minutes_h100_bf16_at_assumed_mfu": clips * flops_per_clip / h100 / 60, "assumed_mfu": PROJECTION_MFU}
+  return {
+    "epochs": PROJECTION_EPOCHS,
+    "clips": clips,
+    "train_flops": clips * flops_per_clip,
+    "measured_device": device_kind,
+    "measured_dtype": dtype,
+    "hours_at_measured_rate": clips / clips_per_s / 3600,
+    "minutes_h100_bf16_at_assumed_mfu": clips * flops_per_clip / h100 / 60,
+    "assumed_mfu": PROJECTION_MFU,
+  }
 
 
 def bench_augmentation(config, raw: np.ndarray, reps: int) -> dict:
-  x = pretrain.global_batch(raw, sharding.make_mesh())
-  augment = jax.jit(lambda key, x: pretrain.prepare_clips(key, x, config))
+  x = sharding.global_batch(raw, sharding.make_mesh())
+  augment = jax.jit(lambda key, x: transforms.train_clips(key, x, config.data))
   keys = list(jax.random.split(jax.random.PRNGKey(1), reps + 1))  # split up front: no eager ops timed
   compiled = augment.lower(keys[0], x).compile()
   jax.block_until_ready(compiled(keys[0], x))
   it = iter(keys[1:])
-  return {"per_batch": summarize(time_each(lambda: compiled(next(it), x), reps)),
-          "xla_cost_flops_per_device": xla_flops(compiled)}
+  return {
+    "per_batch": summarize(time_each(lambda: compiled(next(it), x), reps)),
+    "xla_cost_flops_per_device": xla_flops(compiled),
+  }
 
 
-def bench_host_pipeline(config, raw: np.ndarray, batches: int) -> dict:
-  with tempfile.TemporaryDirectory() as tmp:
-    path = pathlib.Path(tmp) / "bench.npz"
-    labels = np.eye(60, dtype=np.float32)[np.arange(len(raw)) % 60]
-    np.savez(path, x_train=raw, y_train=labels, x_test=raw[:8], y_test=labels[:8])
-    it = pipeline.train_iterator(
-        open_split(path, "train"), global_batch_size=config.batch_size, seed=0,
-        process_index=jax.process_index(), process_count=jax.process_count(),
-        num_threads=config.data.num_threads, prefetch=config.data.prefetch)
-    t = time.perf_counter()
-    next(it)
-    first_s = time.perf_counter() - t
-    t = time.perf_counter()
-    for _ in range(batches):
-      batch = next(it)
-    elapsed = time.perf_counter() - t
-    it.close()
-  assert batch["x"].shape == (config.batch_size // jax.process_count(), *raw.shape[1:])
-  return {"samples_in_npz": len(raw), "num_threads": config.data.num_threads,
-          "prefetch": config.data.prefetch, "first_batch_s": first_s, "batches": batches,
-          "batches_per_s": batches / elapsed, "clips_per_s": batches * config.batch_size / elapsed}
+def bench_host_pipeline(config, path: pathlib.Path, batches: int) -> dict:
+  split = open_split(path, "train")
+  batch_size = config.pretrain.batch_size
+  it = pipeline.train_iterator(
+    split,
+    global_batch_size=batch_size,
+    seed=0,
+    process_index=jax.process_index(),
+    process_count=jax.process_count(),
+    num_threads=config.data.num_threads,
+    prefetch=config.data.prefetch,
+  )
+  t = time.perf_counter()
+  next(it)
+  first_s = time.perf_counter() - t
+  t = time.perf_counter()
+  for _ in range(batches):
+    batch = next(it)
+  elapsed = time.perf_counter() - t
+  it.close()
+  assert batch["x"].shape == (batch_size // jax.process_count(), *split.x.shape[1:])
+  return {
+    "samples_in_npz": len(split),
+    "num_threads": config.data.num_threads,
+    "prefetch": config.data.prefetch,
+    "first_batch_s": first_s,
+    "batches": batches,
+    "batches_per_s": batches / elapsed,
+    "clips_per_s": batches * batch_size / elapsed,
+  }
 
 
 def main(argv) -> None:
@@ -215,25 +281,37 @@ def main(argv) -> None:
   batch = _BATCH.value or (128 if accel else 8)
   steps = max(1, _STEPS.value or (20 if accel else 3))
   config = _CONFIG.value
-  config_name = pathlib.Path(config_flags.get_config_filename(flags.FLAGS["config"])).stem
-  config.batch_size = batch
+  name = config_name(config_flags.get_config_filename(flags.FLAGS["config"]))
+  config.pretrain.batch_size = batch
   config.model.compute_dtype = _DTYPE.value
   config.model.attention_impl = _ATTN.value
   if _FSDP.value is not None:
     config.sharding.fsdp = _FSDP.value
   if _REMAT.value is not None:
     config.model.remat = _REMAT.value
-  dtype = str(np.dtype(pretrain.compute_dtype(_DTYPE.value)))
-  logging.info("%d x %s (%s), batch %d, %s, attention %r, fsdp %s, remat %s", jax.device_count(),
-               device.device_kind, jax.default_backend(), batch, dtype, _ATTN.value, config.sharding.fsdp,
-               config.model.remat)
+  dtype = str(np.dtype(factory.compute_dtype(_DTYPE.value)))
+  logging.info(
+    "%d x %s (%s), batch %d, %s, attention %r, fsdp %s, remat %s",
+    jax.device_count(),
+    device.device_kind,
+    jax.default_backend(),
+    batch,
+    dtype,
+    _ATTN.value,
+    config.sharding.fsdp,
+    config.model.remat,
+  )
 
   rng = np.random.default_rng(0)
   host_raw = raw_samples(max(_HOST_SAMPLES.value, 2 * batch), rng)
   raw = host_raw[:batch]
-  step = bench_train_step(config, raw, steps, _WARMUP.value)
-  aug = bench_augmentation(config, raw, max(steps, 10))
-  host = bench_host_pipeline(config, host_raw, max(50, 4 * config.data.prefetch))  # > prefetch buffer
+  with tempfile.TemporaryDirectory() as tmp:
+    config.data.path = str(write_npz(pathlib.Path(tmp) / "bench.npz", host_raw))
+    step = bench_train_step(config, raw, steps, _WARMUP.value)
+    aug = bench_augmentation(config, raw, max(steps, 10))
+    host = bench_host_pipeline(
+      config, pathlib.Path(config.data.path), max(50, 4 * config.data.prefetch)
+    )  # > prefetch buffer
 
   analytic = flops.from_config(config, batch)
   step_s = step["pipelined_step_s"]
@@ -242,44 +320,59 @@ def main(argv) -> None:
   peak = peak_tflops(device.device_kind, dtype)
   total_peak = peak * jax.device_count() if peak else None
   figures = {
-      "clips_per_s": batch / step_s,
-      "step_time_s": step_s,
-      "tflops_per_s_analytic": achieved,
-      "tflops_per_s_xla": xla_total / step_s / 1e12 if xla_total else None,
-      "xla_over_analytic_flops": xla_total / analytic["train"] if xla_total else None,
-      "peak_tflops_per_device": peak,
-      "mfu": achieved / total_peak if total_peak else None,
-      "augmentation_fraction_of_step": aug["per_batch"]["median_s"] / step["step"]["median_s"],
-      "host_clips_per_s_over_step_clips_per_s": host["clips_per_s"] / (batch / step_s),
+    "clips_per_s": batch / step_s,
+    "step_time_s": step_s,
+    "tflops_per_s_analytic": achieved,
+    "tflops_per_s_xla": xla_total / step_s / 1e12 if xla_total else None,
+    "xla_over_analytic_flops": xla_total / analytic["train"] if xla_total else None,
+    "peak_tflops_per_device": peak,
+    "mfu": achieved / total_peak if total_peak else None,
+    "augmentation_fraction_of_step": aug["per_batch"]["median_s"] / step["step"]["median_s"],
+    "host_clips_per_s_over_step_clips_per_s": host["clips_per_s"] / (batch / step_s),
   }
   memory = step["memory_analysis"]
   if memory:
     figures["step_temp_bytes_per_clip"] = memory["temp"] / (batch / jax.device_count())
   result = {
-      "timestamp": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-      "device_kind": device.device_kind, "platform": jax.default_backend(),
-      "device_count": jax.device_count(), "process_count": jax.process_count(),
-      "versions": {p: importlib.metadata.version(p) for p in ("jax", "jaxlib", "flax", "optax", "grain")},
-      "config": {"config_file": config_name, "batch_size": batch,
-                 "compute_dtype": dtype, "attention_impl": _ATTN.value or "auto", "fsdp": config.sharding.fsdp,
-                 "remat": config.model.remat, "steps": steps,
-                 "warmup": _WARMUP.value, "model": config.model.to_dict(), "window": config.data.window,
-                 "mask_ratio": config.masking.mask_ratio, "tokens": analytic["tokens"],
-                 "visible_tokens": analytic["visible"]},
-      "figures": figures,
-      "flops_analytic": {k: analytic[k] for k in ("embed", "encoder", "decoder", "heads", "forward", "train")},
-      "train_step": step, "augmentation": aug, "host_pipeline": host,
-      "projection": projection(batch / step_s, analytic["train"] / batch, device.device_kind, dtype),
+    "timestamp": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    "device_kind": device.device_kind,
+    "platform": jax.default_backend(),
+    "device_count": jax.device_count(),
+    "process_count": jax.process_count(),
+    "versions": {p: importlib.metadata.version(p) for p in ("jax", "jaxlib", "flax", "optax", "grain")},
+    "config": {
+      "config_file": name,
+      "batch_size": batch,
+      "compute_dtype": dtype,
+      "attention_impl": _ATTN.value or "auto",
+      "fsdp": config.sharding.fsdp,
+      "remat": config.model.remat,
+      "steps": steps,
+      "warmup": _WARMUP.value,
+      "model": config.model.to_dict(),
+      "window": config.data.window,
+      "mask_ratio": config.pretrain.masking.mask_ratio,
+      "tokens": analytic["tokens"],
+      "visible_tokens": analytic["visible"],
+    },
+    "figures": figures,
+    "flops_analytic": {k: analytic[k] for k in ("embed", "encoder", "decoder", "heads", "forward", "train")},
+    "train_step": step,
+    "augmentation": aug,
+    "host_pipeline": host,
+    "projection": projection(batch / step_s, analytic["train"] / batch, device.device_kind, dtype),
   }
-  name = "_".join([config_name, f"b{batch}", dtype] + ["remat"] * config.model.remat + [_ATTN.value] * bool(_ATTN.value))
+  name = "_".join([name, f"b{batch}", dtype] + ["remat"] * config.model.remat + [_ATTN.value] * bool(_ATTN.value))
   out = pathlib.Path(_OUT.value) if _OUT.value else RESULTS_DIR / f"pretrain_{slug(device.device_kind)}_{name}.json"
   out.parent.mkdir(parents=True, exist_ok=True)
   out.write_text(json.dumps(result, indent=2) + "\n")
   logging.info("wrote %s", out)
   mfu = f"{figures['mfu']:.1%}" if figures["mfu"] is not None else "n/a"
-  print(f"{device.device_kind} x{jax.device_count()} batch {batch} {dtype}: {step_s * 1e3:.1f} ms/step, "
-        f"{figures['clips_per_s']:.1f} clips/s, {achieved:.2f} TFLOP/s, MFU {mfu}; "
-        f"augment {aug['per_batch']['median_s'] * 1e3:.1f} ms/batch; host {host['clips_per_s']:.0f} clips/s")
+  print(
+    f"{device.device_kind} x{jax.device_count()} batch {batch} {dtype}: {step_s * 1e3:.1f} ms/step, "
+    f"{figures['clips_per_s']:.1f} clips/s, {achieved:.2f} TFLOP/s, MFU {mfu}; "
+    f"augment {aug['per_batch']['median_s'] * 1e3:.1f} ms/batch; host {host['clips_per_s']:.0f} clips/s"
+  )
 
 
 if __name__ == "__main__":

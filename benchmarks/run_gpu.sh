@@ -17,7 +17,7 @@ $bench --batch_size=256 --attention_impl=cudnn
 $bench --batch_size=128 --compute_dtype=float32
 # Rematerialisation and the wider FSDP config (width 512, depth 12).
 $bench --batch_size=256 --attention_impl=cudnn --remat
-$bench --config=configs/mamp_ntu60_xsub_wide.py --batch_size=128 --attention_impl=cudnn
+$bench --config=configs/mamp.py:ntu60_xsub_wide --batch_size=128 --attention_impl=cudnn
 # Memory per clip and the largest batch per device (XLA's buffer plan of the compiled step).
 python benchmarks/memory_plan.py --batch_sizes=64,128 --device_gib=80
 # Against the official PyTorch step on the same GPU (MAMP and STARS), float32 both, our bf16 beside.

@@ -1,39 +1,65 @@
 """The embedded default: MAMP pretraining, then STARS tuning, of a small model on the synthetic skeleton
-dataset, on a CPU.
+dataset, on a CPU, then the evaluation suite of both encoders.
 
-Same code path as the official recipes (configs/mamp_*.py, configs/stars_*.py); only sizes and run lengths
-shrink so the job finishes in minutes on 2 CPU cores. The data are generated under data.synthetic.dir on
-first use. Three of the 15 synthetic actions are held out of both training stages (the few-shot protocol's
-novel classes). results.json and report.md compare the stage-1 and tuned encoders (next to a random one) on
-kNN (`knn1.stage1`, `knn1.stars`, ...), the linear probe, few-shot / one-shot on the held-out classes, and
-cluster quality (silhouette, k-means NMI / ARI); t-SNE and confusion plots go to plots/.
+  stars-jax --config=configs/synthetic.py --workdir=runs/synthetic             # the main job
+  stars-jax --config=configs/synthetic.py:evaluate --workdir=runs/synthetic_eval   # its evaluation suite again
+  stars-jax --config=configs/synthetic.py:finetune --workdir=runs/ft_stage1        # fine-tune its encoders
+      [--config.finetune.init=runs/synthetic/stars/best]
+
+Same code path as the official recipes (configs/mamp.py, configs/stars.py); only sizes and run lengths shrink
+so the job finishes in minutes on 2 CPU cores. The data are generated under data.synthetic.dir on first use.
+Three of the 15 synthetic actions are held out of both training stages (the few-shot protocol's novel classes).
+results.json and report.md compare the stage-1 and tuned encoders (next to a random one) on kNN
+(`knn1.stage1`, `knn1.stars`, ...), the linear probe, few-shot / one-shot on the held-out classes, and cluster
+quality (silhouette, k-means NMI / ARI); t-SNE and confusion plots go to plots/.
 """
+
 from stars_jax import recipes
-from stars_jax.evaluate import fewshot
+
+VARIANTS = ("", "evaluate", "finetune")
 
 
-def get_config():
-  config = recipes.mamp_pretrain("ntu60", "xsub")
-  config.stage = "pretrain_tune"
-  config.data.path = ""                # '' = the synthetic dataset (stars_jax.data.synthetic)
+def _base(stage: str):
+  config = recipes.base("ntu60", "xsub", stage)
+  config.data.path = ""  # '' = the synthetic dataset (stars_jax.data.synthetic)
   config.data.synthetic.split = "xsub"
   config.data.synthetic.num_classes = 15
-  config.data.held_out_classes = fewshot.held_out_classes(15, 3)  # (4, 9, 14): 12 seen classes, 432 train clips
-  config.data.window = 32              # shorter clips: 8 segments x 25 joints = 200 tokens per person
+  config.data.held_out_classes = recipes.held_out_classes(15, 3)  # (4, 9, 14): 12 seen classes, 432 train clips
+  config.data.window = 32  # shorter clips: 8 segments x 25 joints = 200 tokens per person
   config.model.update(dict(dim=64, depth=4, num_heads=4, decoder_dim=64, decoder_depth=2, decoder_heads=4))
-  config.batch_size = 32
-  # 80 epochs = 1040 steps: long enough for the stage-1 encoder to beat a random one on kNN, and for the tuning
-  # to improve on it (benchmarks/results/stars_seeds_*.json; at 20-40 epochs it is barely past random init).
-  config.optim.update(dict(epochs=80, warmup_epochs=2, lr=1e-3, min_lr=5e-4))
-  config.checkpoint_every_steps = 100
-  config.log_every_steps = 10
-  config.probe.enabled = True
+  return config
+
+
+def get_config(variant: str = ""):
+  if variant not in VARIANTS:
+    raise ValueError(f"configs/synthetic.py:{variant}: choose one of {VARIANTS[1:]} (or no argument)")
+  if variant == "evaluate":
+    config = _base("evaluate")
+    config.evaluate = recipes.evaluate_group(
+      stage1="runs/synthetic/stage1/checkpoints", stars="runs/synthetic/stars/best"
+    )
+    return config
+  if variant == "finetune":
+    # The official fine-tuning recipe (SPEC §3.4) shortened to 30 epochs, on the seen classes.
+    config = _base("finetune")
+    config.finetune = recipes.finetune_group(init="runs/synthetic/stage1/checkpoints")
+    config.finetune.update(dict(epochs=30, eval_batch_size=128, log_every_steps=10))
+    config.finetune.schedule.warmup_epochs = 3.0
+    return config
+
+  config = _base("pretrain_tune")
+  # Stage 1: 80 epochs = 1040 steps: long enough for the stage-1 encoder to beat a random one on kNN, and for the
+  # tuning to improve on it (benchmarks/results/stars_seeds_*.json; at 20-40 epochs it is barely past random).
+  config.pretrain = recipes.pretrain_group("ntu60")
+  config.pretrain.update(dict(batch_size=32, epochs=80, checkpoint_every_steps=100, log_every_steps=10))
+  config.pretrain.schedule.update(dict(warmup_epochs=2, min_lr=5e-4))
   # Stage 2: the official 'merged' recipe (upper half of the blocks, final norm, head; SPEC §4.1).
-  config.stars = recipes.stars_options("merged", layer_decay=recipes.STARS_LAYER_DECAY["ntu60"])
-  config.stars.update(dict(epochs=10, batch_size=32, head_hidden_dim=512))
-  config.stars.queue.size = 320        # ~0.75 epoch of the 432 training clips, as 32768 is of NTU-60 XSub
+  config.stars = recipes.stars_group("merged", layer_decay=recipes.STARS_LAYER_DECAY["ntu60"])
+  config.stars.update(dict(epochs=10, batch_size=32, head_hidden_dim=512, log_every_steps=10))
+  config.stars.queue.size = 320  # ~0.75 epoch of the 432 training clips, as 32768 is of NTU-60 XSub
   config.stars.monitor.batch_size = 128
   # Downstream: the official linear probe (augmented clips through the frozen encoder), shortened.
-  config.linear = recipes.linear_options()
-  config.linear.update(dict(epochs=10, batch_size=64, eval_batch_size=128))
+  config.linear = recipes.linear_group()
+  config.linear.update(dict(epochs=10, batch_size=64, eval_batch_size=128, log_every_steps=10))
+  config.evaluate = recipes.evaluate_group(enabled=True)
   return config

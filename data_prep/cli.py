@@ -1,37 +1,56 @@
 """`stars-jax prepare ntu60|ntu120|pku1|pku2 --raw DIR --out DIR`: raw files -> official npz (or TFDS build)."""
+
 import argparse
 import logging
 import sys
 
-from data_prep import ntu, pku, prepare
-from data_prep.ntu_denoise import INTERVALS, DenoiseOptions
-from data_prep.ntu_transform import SECOND_PERSON
+from stars_jax.data_prep import ntu, pku, prepare
+from stars_jax.data_prep.ntu_denoise import INTERVALS, DenoiseOptions
+from stars_jax.data_prep.ntu_transform import SECOND_PERSON
 
 
 def _parser() -> argparse.ArgumentParser:
   p = argparse.ArgumentParser(prog="stars-jax prepare", description=__doc__)
   p.add_argument("dataset", choices=("ntu60", "ntu120", "pku1", "pku2"))
-  p.add_argument("--raw", required=True, help="raw folder: NTU .skeleton files anywhere below it; PKU: "
-                 "skeleton/, label/ and the split files")
-  p.add_argument("--out", required=True, help="output folder (npz files + <dataset>_prepare_log.json, or the "
-                 "TFDS data_dir)")
+  p.add_argument(
+    "--raw",
+    required=True,
+    help="raw folder: NTU .skeleton files anywhere below it; PKU: skeleton/, label/ and the split files",
+  )
+  p.add_argument(
+    "--out", required=True, help="output folder (npz files + <dataset>_prepare_log.json, or the TFDS data_dir)"
+  )
   p.add_argument("--format", choices=("npz", "tfds"), default="npz")
   p.add_argument("--workers", type=int, default=prepare.cpu_count(), help="processes (default: all cores)")
   p.add_argument("--no-progress", action="store_true")
   ntu_args = p.add_argument_group("NTU RGB+D")
   ntu_args.add_argument("--exclude", help="missing-skeleton list (one sample name per line) to skip unread")
-  ntu_args.add_argument("--interval", choices=INTERVALS, default="official",
-                        help="'official': a body that vanishes and returns is laid on consecutive frames from "
-                        "its first appearance (SPEC §7.22); 'true': on the frames it appears in")
-  ntu_args.add_argument("--touching-overlaps", action="store_true",
-                        help="treat bodies sharing one boundary frame as overlapping (official: they do not)")
-  ntu_args.add_argument("--second-person", choices=SECOND_PERSON,
-                        help="lone actor's second slot (default: zeros for ntu60, duplicate for ntu120)")
+  ntu_args.add_argument(
+    "--interval",
+    choices=INTERVALS,
+    default="official",
+    help="'official': a body that vanishes and returns is laid on consecutive frames from "
+    "its first appearance (SPEC §7.22); 'true': on the frames it appears in",
+  )
+  ntu_args.add_argument(
+    "--touching-overlaps",
+    action="store_true",
+    help="treat bodies sharing one boundary frame as overlapping (official: they do not)",
+  )
+  ntu_args.add_argument(
+    "--second-person",
+    choices=SECOND_PERSON,
+    help="lone actor's second slot (default: zeros for ntu60, duplicate for ntu120)",
+  )
   pku_args = p.add_argument_group("PKU-MMD")
-  pku_args.add_argument("--end-inclusive", action="store_true",
-                        help="instances are rows [start, end] (official: [start, end), end frame dropped)")
-  pku_args.add_argument("--max-frames", type=int, default=pku.MAX_FRAMES,
-                        help="PKU instances keep their first N frames (official 300)")
+  pku_args.add_argument(
+    "--end-inclusive",
+    action="store_true",
+    help="instances are rows [start, end] (official: [start, end), end frame dropped)",
+  )
+  pku_args.add_argument(
+    "--max-frames", type=int, default=pku.MAX_FRAMES, help="PKU instances keep their first N frames (official 300)"
+  )
   pku_args.add_argument("--skeleton-dir", help="default RAW/skeleton")
   pku_args.add_argument("--label-dir", help="default RAW/label")
   return p
@@ -42,13 +61,16 @@ def main(argv: list[str]) -> int:
   logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
   try:
     if args.dataset.startswith("ntu"):
-      dataset = ntu.ntu_dataset(args.dataset, args.raw, args.exclude,
-                                DenoiseOptions(args.interval, args.touching_overlaps), args.second_person)
+      dataset = ntu.ntu_dataset(
+        args.dataset, args.raw, args.exclude, DenoiseOptions(args.interval, args.touching_overlaps), args.second_person
+      )
     else:
-      dataset = pku.pku_dataset(args.dataset, args.raw, pku.PkuOptions(args.end_inclusive, args.max_frames),
-                                args.skeleton_dir, args.label_dir)
+      dataset = pku.pku_dataset(
+        args.dataset, args.raw, pku.PkuOptions(args.end_inclusive, args.max_frames), args.skeleton_dir, args.label_dir
+      )
     if args.format == "tfds":
-      from data_prep import tfds_builders  # tensorflow_datasets only for this format
+      from stars_jax.data_prep import tfds_builders  # tensorflow_datasets only for this format
+
       for config, path in tfds_builders.build(dataset, args.out, args.workers, not args.no_progress).items():
         print(f"{config}: {path}")
       return 0
@@ -58,6 +80,8 @@ def main(argv: list[str]) -> int:
     return 1
   for file, sizes in log["files"].items():
     print(f"{file}: {sizes['train']} train / {sizes['test']} test")
-  print(f"{log['samples']} samples, {len(log['skipped'])} sources skipped, {log['files_per_second']} files/s; "
-        f"log: {args.out}/{args.dataset}_prepare_log.json")
+  print(
+    f"{log['samples']} samples, {len(log['skipped'])} sources skipped, {log['files_per_second']} files/s; "
+    f"log: {args.out}/{args.dataset}_prepare_log.json"
+  )
   return 0

@@ -1,17 +1,18 @@
 """NTU RGB+D 60 / 120 from raw `.skeleton` files to the official npz files (SPEC §1.1-1.4)."""
+
 import dataclasses
 import functools
 import pathlib
 
-from data_prep import ntu_transform
-from data_prep.ntu_denoise import DenoiseError, DenoiseOptions, denoise
-from data_prep.ntu_skeleton import NAME_RE, NoSkeletonError, SkeletonFormatError, parse_name, read_skeleton
-from data_prep.prepare import Dataset, Sample, SourceResult
+from stars_jax.data_prep import ntu_transform
+from stars_jax.data_prep.ntu_denoise import DenoiseError, DenoiseOptions, denoise
+from stars_jax.data_prep.ntu_skeleton import NAME_RE, NoSkeletonError, SkeletonFormatError, parse_name, read_skeleton
+from stars_jax.data_prep.prepare import Dataset, Sample, SourceResult
 
 SUFFIX = ".skeleton"
 FILES = {  # output file -> split rule key, SPEC §1.4
-    "ntu60": {"NTU60_XSub.npz": ("ntu60", "xsub"), "NTU60_XView.npz": ("ntu60", "xview")},
-    "ntu120": {"NTU120_XSub.npz": ("ntu120", "xsub"), "NTU120_XSet.npz": ("ntu120", "xset")},
+  "ntu60": {"NTU60_XSub.npz": ("ntu60", "xsub"), "NTU60_XView.npz": ("ntu60", "xview")},
+  "ntu120": {"NTU120_XSub.npz": ("ntu120", "xsub"), "NTU120_XSet.npz": ("ntu120", "xset")},
 }
 DEFAULT_SECOND_PERSON = {"ntu60": "zeros", "ntu120": "duplicate"}  # SPEC §1.4, §7.10
 
@@ -40,7 +41,7 @@ def find_skeletons(raw: str | pathlib.Path, dataset: str) -> list[pathlib.Path]:
     raise FileNotFoundError(f"raw NTU folder {raw} does not exist")
   found: dict[str, pathlib.Path] = {}
   for path in raw.rglob(f"*{SUFFIX}"):
-    name = path.name[:-len(SUFFIX)]
+    name = path.name[: -len(SUFFIX)]
     if NAME_RE.fullmatch(name) is None:
       continue
     fields = parse_name(name)
@@ -56,7 +57,7 @@ def find_skeletons(raw: str | pathlib.Path, dataset: str) -> list[pathlib.Path]:
 
 def process_file(path: str, second_person: str, options: DenoiseOptions) -> SourceResult:
   """One `.skeleton` file -> its sample (or why it has none)."""
-  name = pathlib.Path(path).name[:-len(SUFFIX)]
+  name = pathlib.Path(path).name[: -len(SUFFIX)]
   try:
     raw = read_skeleton(path)
     joints, report = denoise(raw, options)
@@ -73,8 +74,13 @@ def process_file(path: str, second_person: str, options: DenoiseOptions) -> Sour
   return SourceResult(name, [Sample(name, ntu_transform.label_of(name), sequence)], events=events)
 
 
-def ntu_dataset(dataset: str, raw: str | pathlib.Path, exclude: str | pathlib.Path | None = None,
-                options: DenoiseOptions = DenoiseOptions(), second_person: str | None = None) -> Dataset:
+def ntu_dataset(
+  dataset: str,
+  raw: str | pathlib.Path,
+  exclude: str | pathlib.Path | None = None,
+  options: DenoiseOptions = DenoiseOptions(),  # noqa: B008 (a frozen dataclass)
+  second_person: str | None = None,
+) -> Dataset:
   """The preparation of 'ntu60' or 'ntu120' from the raw folder (optionally less an exclusion list)."""
   if dataset not in FILES:
     raise ValueError(f"dataset must be one of {sorted(FILES)}, got {dataset!r}")
@@ -82,17 +88,28 @@ def ntu_dataset(dataset: str, raw: str | pathlib.Path, exclude: str | pathlib.Pa
   excluded_names = read_exclusions(exclude) if exclude else set()
   paths, excluded = [], {}
   for path in find_skeletons(raw, dataset):
-    name = path.name[:-len(SUFFIX)]
+    name = path.name[: -len(SUFFIX)]
     if name in excluded_names:
       excluded[name] = f"listed in {exclude}"
     else:
       paths.append(str(path))
-  files = {file: functools.partial(ntu_transform.split_indices, rule=ntu_transform.SPLITS[key])
-           for file, key in FILES[dataset].items()}
+  files = {
+    file: functools.partial(ntu_transform.split_indices, rule=ntu_transform.SPLITS[key])
+    for file, key in FILES[dataset].items()
+  }
   return Dataset(
-      name=dataset, sources=tuple(paths),
-      process=functools.partial(process_file, second_person=second_person, options=options),
-      num_classes=ntu_transform.NUM_CLASSES[dataset], files=files, max_frames=ntu_transform.MAX_FRAMES,
-      truncate=False, excluded=excluded,
-      options={"raw": str(raw), "exclude": str(exclude or ""), "second_person": second_person,
-               **dataclasses.asdict(options)})
+    name=dataset,
+    sources=tuple(paths),
+    process=functools.partial(process_file, second_person=second_person, options=options),
+    num_classes=ntu_transform.NUM_CLASSES[dataset],
+    files=files,
+    max_frames=ntu_transform.MAX_FRAMES,
+    truncate=False,
+    excluded=excluded,
+    options={
+      "raw": str(raw),
+      "exclude": str(exclude or ""),
+      "second_person": second_person,
+      **dataclasses.asdict(options),
+    },
+  )

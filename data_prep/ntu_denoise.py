@@ -6,11 +6,12 @@ Official quirks kept by default (SPEC §7.22), each behind an option of `Denoise
 * `touching_overlaps=False`: two bodies whose intervals share only their boundary frame do not overlap
   (the later one overwrites that frame); True treats a shared frame as an overlap.
 """
+
 import dataclasses
 
 import numpy as np
 
-from data_prep.ntu_skeleton import NUM_JOINTS, BodyTrack, RawSkeleton
+from stars_jax.data_prep.ntu_skeleton import NUM_JOINTS, BodyTrack, RawSkeleton
 
 NOISE_LEN_THRES = 11  # bodies seen in <= this many frames are noise
 NOISE_SPR_THRES1 = 0.8  # a frame is valid if x-spread <= this * y-spread
@@ -75,8 +76,7 @@ def filter_by_length(bodies: list[BodyTrack]) -> tuple[list[BodyTrack], list[str
   return kept, [b.body_id for b in bodies if len(b.frames) <= NOISE_LEN_THRES]
 
 
-def filter_by_spread(bodies: list[BodyTrack], motion: dict[str, np.float32]
-                     ) -> tuple[list[BodyTrack], list[str]]:
+def filter_by_spread(bodies: list[BodyTrack], motion: dict[str, np.float32]) -> tuple[list[BodyTrack], list[str]]:
   """Drop bodies with too many wide-rather-than-tall frames while more than one body remains.
 
   A kept body with some invalid frames gets motion = min(motion, motion over its valid frames)
@@ -109,8 +109,9 @@ def _lay(out: np.ndarray, body: BodyTrack, person: int, options: DenoiseOptions)
   return int(frames[0]), int(frames[-1])
 
 
-def assemble_actors(bodies: list[BodyTrack], num_frames: int, options: DenoiseOptions,
-                    report: DenoiseReport) -> np.ndarray:
+def assemble_actors(
+  bodies: list[BodyTrack], num_frames: int, options: DenoiseOptions, report: DenoiseReport
+) -> np.ndarray:
   """Bodies (sorted by motion, descending) into a (T, 75) or (T, 150) sequence (SPEC §1.3 steps 4-5)."""
   if len(bodies) == 1:
     out = np.zeros((num_frames, PERSON_WIDTH), np.float32)
@@ -133,8 +134,7 @@ def assemble_actors(bodies: list[BodyTrack], num_frames: int, options: DenoiseOp
   return out
 
 
-def denoise(skeleton: RawSkeleton, options: DenoiseOptions = DenoiseOptions()
-            ) -> tuple[np.ndarray, DenoiseReport]:
+def denoise(skeleton: RawSkeleton, options: DenoiseOptions = DenoiseOptions()) -> tuple[np.ndarray, DenoiseReport]:
   """Joints (T, 75) for one actor or (T, 150) for two, per SPEC §1.3, plus what was done."""
   bodies = list(skeleton.bodies)
   report = DenoiseReport(bodies=len(bodies))

@@ -3,6 +3,7 @@
 Frames with no body are dropped and the remaining frames are renumbered 0.. (time is compacted, as in
 the official reader); each body id keeps the compacted index of every frame it appears in.
 """
+
 import dataclasses
 import math
 import pathlib
@@ -69,7 +70,7 @@ class _Lines:
   def _take(self, count: int, what: str) -> list[str]:
     if self.pos + count > len(self.lines):
       raise self.error(len(self.lines), f"file ends early (truncated?): expected {what}")
-    lines = self.lines[self.pos:self.pos + count]
+    lines = self.lines[self.pos : self.pos + count]
     self.pos += count
     return lines
 
@@ -88,7 +89,7 @@ class _Lines:
 
   def numbers(self, start: int, rows: int, width: int, what: str) -> tuple[list[str], np.ndarray]:
     """Lines start.. of exactly `width` finite numbers: (first token of each, (rows, width) float64)."""
-    tokens = [line.split() for line in self.lines[start:start + rows]]
+    tokens = [line.split() for line in self.lines[start : start + rows]]
     for i, row in enumerate(tokens):
       if len(row) != width:
         raise self.error(start + i, f"expected {width} numbers ({what}), got {len(row)}")
@@ -104,7 +105,7 @@ class _Lines:
 
   def joint_blocks(self, starts: list[int], whats: list[str]) -> np.ndarray:
     """The (25, 12) joint blocks at `starts`, parsed at once: (len(starts), 25, 12) float64."""
-    lines = [line for start in starts for line in self.lines[start:start + NUM_JOINTS]]
+    lines = [line for start in starts for line in self.lines[start : start + NUM_JOINTS]]
     try:
       values = np.loadtxt(lines, dtype=np.float64, comments=None, ndmin=2)  # C parser, fast
       if values.shape == (len(lines), JOINT_FIELDS) and np.isfinite(values).all():
@@ -134,8 +135,7 @@ def parse_skeleton(text: str, source: str) -> RawSkeleton:
     seen = set()
     for body in range(num_bodies):
       what = f"frame {frame}, body {body}"
-      (body_id,), _ = lines.numbers(lines.skip(1, f"body info of {what}"), 1, BODY_INFO_FIELDS,
-                                    f"body info of {what}")
+      (body_id,), _ = lines.numbers(lines.skip(1, f"body info of {what}"), 1, BODY_INFO_FIELDS, f"body info of {what}")
       if not body_id.isdigit():
         raise lines.error(lines.pos - 1, f"body id {body_id!r} of {what} is not an integer")
       if body_id in seen:
@@ -161,9 +161,14 @@ def parse_skeleton(text: str, source: str) -> RawSkeleton:
   bodies = []
   for body_id, blocks in rows.items():
     body = values[blocks]  # (n, 25, 12)
-    bodies.append(BodyTrack(body_id=body_id, joints=np.ascontiguousarray(body[..., XYZ]),
-                            colors=np.ascontiguousarray(body[..., COLOR_XY]),
-                            frames=tuple(owners[b][1] for b in blocks)))
+    bodies.append(
+      BodyTrack(
+        body_id=body_id,
+        joints=np.ascontiguousarray(body[..., XYZ]),
+        colors=np.ascontiguousarray(body[..., COLOR_XY]),
+        frames=tuple(owners[b][1] for b in blocks),
+      )
+    )
   return RawSkeleton(name=name, num_frames=valid, bodies=tuple(bodies), dropped_frames=tuple(dropped))
 
 
@@ -186,6 +191,7 @@ def format_skeleton(frames: list[list[tuple[str, np.ndarray]]]) -> str:
       lines.append(f"{body_id} 0 1 1 1 1 0 0.01356283 -0.1651411 2")
       lines.append(str(len(joints)))
       for x, y, z in joints:
-        lines.append(f"{x:.7g} {y:.7g} {z:.7g} 277.419 191.8218 1036.233 519.1677 "
-                     "-0.2059419 0.05396229 0.9725261 -0.09599993 2")
+        lines.append(
+          f"{x:.7g} {y:.7g} {z:.7g} 277.419 191.8218 1036.233 519.1677 -0.2059419 0.05396229 0.9725261 -0.09599993 2"
+        )
   return "\n".join(lines) + "\n"

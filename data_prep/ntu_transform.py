@@ -2,12 +2,13 @@
 
 Split order: the concatenation over the id list in its listed order, each id's samples in name order.
 """
+
 import dataclasses
 
 import numpy as np
 
-from data_prep.ntu_denoise import PERSON_WIDTH
-from data_prep.ntu_skeleton import parse_name
+from stars_jax.data_prep.ntu_denoise import PERSON_WIDTH
+from stars_jax.data_prep.ntu_skeleton import parse_name
 
 MAX_FRAMES = 300  # max frame count over NTU-60 (official comment); the writer checks every sample fits
 SPINE_MIDDLE = slice(3, 6)  # joint 2 of actor 1: columns 3-5
@@ -25,17 +26,51 @@ class SplitRule:
 
 _NTU60_TRAIN_SUBJECTS = (1, 2, 4, 5, 8, 9, 13, 14, 15, 16, 17, 18, 19, 25, 27, 28, 31, 34, 35, 38)
 _NTU120_TRAIN_SUBJECTS = _NTU60_TRAIN_SUBJECTS + (
-    45, 46, 47, 49, 50, 52, 53, 54, 55, 56, 57, 58, 59, 70, 74, 78, 80, 81, 82, 83, 84, 85, 86, 89, 91, 92,
-    93, 94, 95, 97, 98, 100, 103)
+  45,
+  46,
+  47,
+  49,
+  50,
+  52,
+  53,
+  54,
+  55,
+  56,
+  57,
+  58,
+  59,
+  70,
+  74,
+  78,
+  80,
+  81,
+  82,
+  83,
+  84,
+  85,
+  86,
+  89,
+  91,
+  92,
+  93,
+  94,
+  95,
+  97,
+  98,
+  100,
+  103,
+)
 
 # (dataset, split) -> rule, SPEC §1.4.
 SPLITS = {
-    ("ntu60", "xsub"): SplitRule("performer", _NTU60_TRAIN_SUBJECTS,
-                                 tuple(p for p in range(1, 41) if p not in _NTU60_TRAIN_SUBJECTS)),
-    ("ntu60", "xview"): SplitRule("camera", (2, 3), (1,)),
-    ("ntu120", "xsub"): SplitRule("performer", _NTU120_TRAIN_SUBJECTS,
-                                  tuple(p for p in range(1, 107) if p not in _NTU120_TRAIN_SUBJECTS)),
-    ("ntu120", "xset"): SplitRule("setup", tuple(range(2, 33, 2)), tuple(range(1, 32, 2))),
+  ("ntu60", "xsub"): SplitRule(
+    "performer", _NTU60_TRAIN_SUBJECTS, tuple(p for p in range(1, 41) if p not in _NTU60_TRAIN_SUBJECTS)
+  ),
+  ("ntu60", "xview"): SplitRule("camera", (2, 3), (1,)),
+  ("ntu120", "xsub"): SplitRule(
+    "performer", _NTU120_TRAIN_SUBJECTS, tuple(p for p in range(1, 107) if p not in _NTU120_TRAIN_SUBJECTS)
+  ),
+  ("ntu120", "xset"): SplitRule("setup", tuple(range(2, 33, 2)), tuple(range(1, 32, 2))),
 }
 NUM_CLASSES = {"ntu60": 60, "ntu120": 120}
 MAX_SETUP = {"ntu60": 17, "ntu120": 32}  # NTU-60 = setups 1-17 (actions 1-60) of NTU-120
@@ -46,8 +81,10 @@ def split_indices(names: list[str], rule: SplitRule) -> dict[str, np.ndarray]:
   by_id: dict[int, list[int]] = {}
   for i, name in enumerate(names):
     by_id.setdefault(parse_name(name)[rule.field], []).append(i)
-  return {split: np.array([i for key in ids for i in by_id.get(key, [])], dtype=np.int64)
-          for split, ids in (("train", rule.train), ("test", rule.test))}
+  return {
+    split: np.array([i for key in ids for i in by_id.get(key, [])], dtype=np.int64)
+    for split, ids in (("train", rule.train), ("test", rule.test))
+  }
 
 
 def label_of(name: str) -> int:
@@ -92,5 +129,5 @@ def pad(sequence: np.ndarray, max_frames: int) -> np.ndarray:
   if len(sequence) > max_frames:
     raise ValueError(f"sequence of {len(sequence)} frames is longer than max_frames={max_frames}")
   out = np.zeros((max_frames, sequence.shape[1]), np.float32)
-  out[:len(sequence)] = sequence
+  out[: len(sequence)] = sequence
   return out

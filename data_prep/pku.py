@@ -8,20 +8,21 @@ phases. Official quirks kept by default: the end frame is excluded (`end_inclusi
 instances are truncated (`max_frames=300`). The official order follows `os.listdir`; ours is sorted by
 video name, then by label-file row.
 """
+
 import dataclasses
 import functools
 import pathlib
 
 import numpy as np
 
-from data_prep.prepare import Dataset, Sample, SourceResult
+from stars_jax.data_prep.prepare import Dataset, Sample, SourceResult
 
 NUM_CLASSES = 51
 MAX_FRAMES = 300
 FRAME_WIDTH = 150
 SPLIT_FILES = {  # output file -> split file name read by the official code (SPEC §1.5, §7.16)
-    "pku1": {"PKUv1_XSub.npz": "cross-subject.txt", "PKUv1_XView.npz": "cross-view.txt"},
-    "pku2": {"PKUv2_XSub.npz": "cross_subject_v2.txt", "PKUv2_XView.npz": "cross_view_v2.txt"},
+  "pku1": {"PKUv1_XSub.npz": "cross-subject.txt", "PKUv1_XView.npz": "cross-view.txt"},
+  "pku2": {"PKUv2_XSub.npz": "cross_subject_v2.txt", "PKUv2_XView.npz": "cross_view_v2.txt"},
 }
 
 
@@ -39,8 +40,7 @@ def read_split_file(path: str | pathlib.Path) -> set[str]:
   """Training video names: the comma-separated list on the second line of a split file."""
   lines = pathlib.Path(path).read_text().splitlines()
   if len(lines) < 2:
-    raise PkuFormatError(f"{path}: expected the training video list on line 2; the file has {len(lines)} "
-                         "line(s)")
+    raise PkuFormatError(f"{path}: expected the training video list on line 2; the file has {len(lines)} line(s)")
   return {name.strip() for name in lines[1].split(",") if name.strip()}
 
 
@@ -54,8 +54,9 @@ def read_labels(path: str | pathlib.Path) -> list[tuple[int, int, int]]:
     try:
       label, start, end = (int(f) for f in fields[:3])
     except ValueError:
-      raise PkuFormatError(f"{path}:{number}: expected 'label,start,end,confidence' integers, got "
-                           f"{line.strip()!r}") from None
+      raise PkuFormatError(
+        f"{path}:{number}: expected 'label,start,end,confidence' integers, got {line.strip()!r}"
+      ) from None
     if not 1 <= label <= NUM_CLASSES:
       raise PkuFormatError(f"{path}:{number}: label {label} outside 1..{NUM_CLASSES}")
     if start < 0 or end < 0:
@@ -87,18 +88,19 @@ def read_skeleton(path: str | pathlib.Path) -> np.ndarray:
   raise PkuFormatError(f"{path}: no skeleton rows")
 
 
-def instances(skeleton: np.ndarray, rows: list[tuple[int, int, int]], options: PkuOptions
-              ) -> tuple[list[tuple[int, int, np.ndarray]], dict]:
+def instances(
+  skeleton: np.ndarray, rows: list[tuple[int, int, int]], options: PkuOptions
+) -> tuple[list[tuple[int, int, np.ndarray]], dict]:
   """[(row index, 0-based label, (T <= max_frames, 150))] of the non-zero instances, plus log events."""
   out, events = [], {}
   for k, (label, start, end) in enumerate(rows):
-    clip = skeleton[start:end + 1 if options.end_inclusive else end]  # (T, 150)
+    clip = skeleton[start : end + 1 if options.end_inclusive else end]  # (T, 150)
     if not clip.any():
       events.setdefault("empty_instances", []).append(k)
       continue
     if len(clip) > options.max_frames:
       events.setdefault("truncated_instances", []).append(k)
-    out.append((k, label - 1, clip[:options.max_frames]))
+    out.append((k, label - 1, clip[: options.max_frames]))
   return out, events
 
 
@@ -124,14 +126,19 @@ def split_by_video(names: list[str], train_videos: set[str]) -> dict[str, np.nda
 def _find(raw: pathlib.Path, file_name: str) -> pathlib.Path:
   matches = sorted(raw.rglob(file_name))
   if len(matches) != 1:
-    raise FileNotFoundError(f"expected one split file {file_name} under {raw}, found {len(matches)}: "
-                            f"{[str(m) for m in matches]}")
+    raise FileNotFoundError(
+      f"expected one split file {file_name} under {raw}, found {len(matches)}: {[str(m) for m in matches]}"
+    )
   return matches[0]
 
 
-def pku_dataset(dataset: str, raw: str | pathlib.Path, options: PkuOptions = PkuOptions(),
-                skeleton_dir: str | pathlib.Path | None = None,
-                label_dir: str | pathlib.Path | None = None) -> Dataset:
+def pku_dataset(
+  dataset: str,
+  raw: str | pathlib.Path,
+  options: PkuOptions = PkuOptions(),
+  skeleton_dir: str | pathlib.Path | None = None,
+  label_dir: str | pathlib.Path | None = None,
+) -> Dataset:
   """The preparation of 'pku1' or 'pku2' from RAW/{skeleton,label}/<video>.txt and the split files."""
   if dataset not in SPLIT_FILES:
     raise ValueError(f"dataset must be one of {sorted(SPLIT_FILES)}, got {dataset!r}")
@@ -144,11 +151,22 @@ def pku_dataset(dataset: str, raw: str | pathlib.Path, options: PkuOptions = Pku
   labels = sorted(label_dir.glob("*.txt"))
   if not labels:
     raise FileNotFoundError(f"no label files (<video>.txt) in {label_dir}")
-  files = {file: functools.partial(split_by_video, train_videos=read_split_file(_find(raw, split_file)))
-           for file, split_file in SPLIT_FILES[dataset].items()}
+  files = {
+    file: functools.partial(split_by_video, train_videos=read_split_file(_find(raw, split_file)))
+    for file, split_file in SPLIT_FILES[dataset].items()
+  }
   return Dataset(
-      name=dataset, sources=tuple(str(p) for p in labels),
-      process=functools.partial(process_video, skeleton_dir=str(skeleton_dir), options=options),
-      num_classes=NUM_CLASSES, files=files, max_frames=options.max_frames, truncate=True,
-      options={"raw": str(raw), "skeleton_dir": str(skeleton_dir), "label_dir": str(label_dir),
-               **dataclasses.asdict(options)})
+    name=dataset,
+    sources=tuple(str(p) for p in labels),
+    process=functools.partial(process_video, skeleton_dir=str(skeleton_dir), options=options),
+    num_classes=NUM_CLASSES,
+    files=files,
+    max_frames=options.max_frames,
+    truncate=True,
+    options={
+      "raw": str(raw),
+      "skeleton_dir": str(skeleton_dir),
+      "label_dir": str(label_dir),
+      **dataclasses.asdict(options),
+    },
+  )

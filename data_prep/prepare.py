@@ -3,8 +3,8 @@
 Each dataset module supplies a `Dataset`: its sorted raw sources, a picklable function turning one source
 into samples, and how sample names map to train/test indices for each output file.
 """
+
 import dataclasses
-import json
 import logging
 import multiprocessing
 import os
@@ -15,7 +15,8 @@ from collections.abc import Callable, Iterator
 import numpy as np
 import tqdm
 
-from data_prep import writer
+from stars_jax import io
+from stars_jax.data_prep import writer
 
 
 class PrepareError(RuntimeError):
@@ -89,8 +90,13 @@ def stage(dataset: Dataset, staging: pathlib.Path, workers: int = 1, progress: b
   names, labels, errors = [], [], []
   skipped, events = dict(dataset.excluded), {}
   try:
-    results = tqdm.tqdm(_results(dataset, workers), total=len(dataset.sources), unit="file",
-                        desc=f"prepare {dataset.name}", disable=not progress)
+    results = tqdm.tqdm(
+      _results(dataset, workers),
+      total=len(dataset.sources),
+      unit="file",
+      desc=f"prepare {dataset.name}",
+      disable=not progress,
+    )
     for result in results:
       if result.error:
         errors.append(result.error)
@@ -109,13 +115,14 @@ def stage(dataset: Dataset, staging: pathlib.Path, workers: int = 1, progress: b
   except BaseException:
     store.close()
     raise
-  return Staged(store=store, names=names, labels=np.asarray(labels, np.int64), skipped=skipped,
-                events=events, seconds=time.perf_counter() - start)
-
-
-def write_json_atomic(path: pathlib.Path, payload: dict) -> None:
-  with writer.atomic_path(path) as tmp:
-    tmp.write_text(json.dumps(payload, indent=1, sort_keys=True))
+  return Staged(
+    store=store,
+    names=names,
+    labels=np.asarray(labels, np.int64),
+    skipped=skipped,
+    events=events,
+    seconds=time.perf_counter() - start,
+  )
 
 
 def prepare(dataset: Dataset, out_dir: str | pathlib.Path, workers: int = 1, progress: bool = False) -> dict:
@@ -129,26 +136,36 @@ def prepare(dataset: Dataset, out_dir: str | pathlib.Path, workers: int = 1, pro
   try:
     max_frames = staged.max_frames(dataset)
     if max_frames > dataset.max_frames:
-      logging.warning("%s: longest sample has %d frames; the frame axis grows from %d to %d",
-                      dataset.name, max_frames, dataset.max_frames, max_frames)
+      logging.warning(
+        "%s: longest sample has %d frames; the frame axis grows from %d to %d",
+        dataset.name,
+        max_frames,
+        dataset.max_frames,
+        max_frames,
+      )
     files = {}
     for file_name, split_fn in dataset.files.items():
       splits = split_fn(staged.names)
-      writer.write_split_npz(out_dir / file_name, staged.store, staged.labels, dataset.num_classes, splits,
-                             max_frames)
+      writer.write_split_npz(out_dir / file_name, staged.store, staged.labels, dataset.num_classes, splits, max_frames)
       files[file_name] = {split: len(indices) for split, indices in splits.items()}
       logging.info("wrote %s: %s", out_dir / file_name, files[file_name])
   finally:
     staged.store.close()
   log = {
-      "dataset": dataset.name, "options": dataset.options, "files": files, "max_frames": max_frames,
-      "sources": len(dataset.sources) + len(dataset.excluded), "samples": len(staged.names),
-      "truncated": sum(n > max_frames for n in staged.store.lengths),
-      "skipped": staged.skipped, "events": staged.events, "workers": workers,
-      "read_seconds": round(staged.seconds, 3),
-      "files_per_second": round(len(dataset.sources) / max(staged.seconds, 1e-9), 2),
+    "dataset": dataset.name,
+    "options": dataset.options,
+    "files": files,
+    "max_frames": max_frames,
+    "sources": len(dataset.sources) + len(dataset.excluded),
+    "samples": len(staged.names),
+    "truncated": sum(n > max_frames for n in staged.store.lengths),
+    "skipped": staged.skipped,
+    "events": staged.events,
+    "workers": workers,
+    "read_seconds": round(staged.seconds, 3),
+    "files_per_second": round(len(dataset.sources) / max(staged.seconds, 1e-9), 2),
   }
-  write_json_atomic(out_dir / f"{dataset.name}_prepare_log.json", log)
+  io.write_json_atomic(out_dir / f"{dataset.name}_prepare_log.json", log)
   return log
 
 

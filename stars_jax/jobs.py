@@ -1,8 +1,9 @@
 """The jobs `main` runs, one per `config.stage`; each returns the metrics that go into results.json.
 
-  pretrain       MAMP stage 1 (workdir/checkpoints)
+  pretrain       MAMP stage 1 (workdir/checkpoints); with `evaluate.enabled`, frozen-feature checks of the
+                 encoder against a random one
   tune           STARS stage 2 from `stars.init` (workdir/checkpoints, workdir/best)
-  pretrain_tune  both in sequence (workdir/stage1, workdir/stars), then (with `probe.enabled`) the evaluation
+  pretrain_tune  both in sequence (workdir/stage1, workdir/stars), then (with `evaluate.enabled`) the evaluation
                  suite of the stage-1 and tuned encoders against a random one: kNN, logistic, clusters,
                  few-shot / one-shot on the held-out classes, linear probe; workdir/report.md
   linear         linear probe of `linear.init` (SPEC §3.3; `linear.mode='cached'` for the fast variant)
@@ -10,152 +11,143 @@
                  transfer when init was pretrained on another dataset
   evaluate       kNN, logistic, cluster quality and few-shot / one-shot of the encoders in `evaluate.stage1` /
                  `evaluate.stars` (checkpoint directories) against a random one
+
+Every job gets the job's one mesh and builds stages from `stars_jax.train`.
 """
+
 import logging
-import os
 import pathlib
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 import ml_collections
 
+from stars_jax import sharding
 from stars_jax.data import sources
-from stars_jax.evaluate import features, probe, report
-from stars_jax.models.mamp import Encoder, encoder_of
-from stars_jax.train import checkpoint, classify, pretrain, sharding, tune
+from stars_jax.evaluate import probe, report
+from stars_jax.models import factory
+from stars_jax.models.mamp import encoder_params
+from stars_jax.train import checkpoint, classify, linear_cached, pretrain, tune
+
+Job = Callable[[ml_collections.ConfigDict, pathlib.Path, jax.sharding.Mesh], dict[str, Any]]
+LINEAR_MODES = ("full", "cached")
 
 
-def _summary(run: dict[str, Any]) -> dict[str, Any]:
-  return {"steps": run["steps"], "steps_per_epoch": run["steps_per_epoch"], "wall_time_s": run["wall_time_s"],
-          "loss_history": run["history"], **(run["history"][-1] if run["history"] else {})}
-
-
-def _random_encoder_params(config: ml_collections.ConfigDict, encoder) -> dict:
+def _random_encoder_params(config: ml_collections.ConfigDict, mesh: jax.sharding.Mesh) -> dict:
+  """A randomly initialised encoder (the baseline column), replicated over the mesh."""
   clip = jnp.zeros((1, 2, config.data.window, config.model.num_joints, 3))  # (N, M, T, V, C)
-  init_key, _ = jax.random.split(jax.random.PRNGKey(config.seed + 1))  # as init_state does for seed + 1
-  return jax.jit(encoder.init)(init_key, clip)["params"]
+  init_key, _ = jax.random.split(jax.random.PRNGKey(config.seed + 1))  # a key no training stage uses
+  init = jax.jit(factory.encoder(config).init, out_shardings=sharding.replicated(mesh))
+  return init(init_key, clip)["params"]
 
 
-def _probe(config, encoder, named_params: dict[str, dict], mesh, plot_dir=None) -> dict[str, Any]:
+def _frozen_protocols(
+  config: ml_collections.ConfigDict, named_params: dict[str, dict], mesh, plot_dir: pathlib.Path | None = None
+) -> dict[str, Any]:
   """Frozen-feature protocols (kNN, few-shot, clusters, logistic) of each encoder and of a random one (made here
   unless `named_params` has 'random_init')."""
   if "random_init" not in named_params:
-    named_params = {**named_params, "random_init": _random_encoder_params(config, encoder)}
-  return probe.probe(encoder, named_params, sources.open_split(config.data, "train"),
-                     sources.open_split(config.data, "test"), config.data,
-                     config.probe.batch_size, mesh, seed=config.seed, plot_dir=plot_dir)
+    named_params = {**named_params, "random_init": _random_encoder_params(config, mesh)}
+  return probe.probe(
+    factory.encoder(config),
+    named_params,
+    sources.open_split(config.data, "train"),
+    sources.open_split(config.data, "test"),
+    config.data,
+    config.evaluate.batch_size,
+    mesh,
+    seed=config.seed,
+    plot_dir=plot_dir,
+  )
 
 
-def _linear(config, workdir: pathlib.Path, named_params: dict[str, dict]) -> dict[str, Any]:
+def _linear(config, workdir: pathlib.Path, named_params: dict[str, dict], mesh) -> dict[str, Any]:
   """Linear probe of each encoder: {'linear': {name: best}, 'linear_last': {name: last}} (test top-1, %)."""
   results: dict[str, Any] = {"linear": {}, "linear_last": {}}
   for name, params in named_params.items():
     if config.linear.mode == "cached":
-      run = classify.train_linear_cached(config, params)
+      summary = linear_cached.train(config, params, mesh)
     else:
-      run = classify.train(config, workdir / f"linear_{name}", "linear", init=params)
-    results["linear"][name], results["linear_last"][name] = run["best"], run["last"]
+      summary = classify.train(config, workdir / f"linear_{name}", "linear", mesh, init=params).summary
+    results["linear"][name], results["linear_last"][name] = summary["best"], summary["last"]
   return results
 
 
-def _tune_summary(run: dict[str, Any]) -> dict[str, Any]:
-  return {**_summary(run), "monitor": run["monitor"], "selection_split": run["monitor_split"]}
+def _encoder(state) -> dict:
+  return encoder_params(jax.device_get(state.params))
 
 
-def pretrain_job(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> dict[str, Any]:
-  """MAMP pretraining, then (if `probe.enabled`) frozen-feature checks of the encoder vs a random one."""
-  run = pretrain.train(config, workdir)
-  results: dict[str, Any] = {"pretrain": _summary(run)}
-  if config.probe.enabled:
-    trained = features.encoder_params(jax.device_get(run["state"].params))
-    results.update(_probe(config, encoder_of(run["model"]), {"stage1": trained}, run["mesh"]))
+def _write_report(workdir: pathlib.Path, results: dict[str, Any], stage: str) -> None:
+  """Prints the results table and saves it as workdir/report.md."""
+  logging.info("Report:\n%s", report.write_report(workdir, results, stage))
+
+
+def pretrain_job(config: ml_collections.ConfigDict, workdir: pathlib.Path, mesh) -> dict[str, Any]:
+  """MAMP pretraining, then (if `evaluate.enabled`) frozen-feature checks of the encoder vs a random one."""
+  stage1 = pretrain.train(config, workdir, mesh)
+  results: dict[str, Any] = {"pretrain": stage1.summary}
+  if config.evaluate.enabled:
+    results.update(_frozen_protocols(config, {"stage1": _encoder(stage1.state)}, mesh))
   return results
 
 
-def tune_job(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> dict[str, Any]:
+def tune_job(config: ml_collections.ConfigDict, workdir: pathlib.Path, mesh) -> dict[str, Any]:
   """STARS tuning from `stars.init`; the selected (best monitor) state is in workdir/best."""
-  return {"stars": _tune_summary(tune.train(config, workdir))}
+  return {"stars": tune.train(config, workdir, mesh).summary}
 
 
-_REPORT_NOTE = (
-    "Accuracies in percent (test split); silhouette, NMI and ARI as fractions (test features). knn<k>, logistic, "
-    "linear and clusters: seen classes; fewshot (kNN-1) and oneshot: classes held out of both training stages. "
-    "stars: the state selected by the kNN monitor on a validation split carved from the training set; linear "
-    "(best): best epoch on the test split (the official convention); linear (last): last epoch.")
-_EVALUATE_NOTE = (
-    "Accuracies in percent (test split); silhouette, NMI and ARI as fractions (test features). knn<k>, logistic "
-    "and clusters: classes outside data.held_out_classes; fewshot (kNN-1: bank = their training clips, queries = "
-    "their test clips) and oneshot: the held-out classes.")
-
-
-def pretrain_tune_job(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> dict[str, Any]:
-  """MAMP then STARS (initialised from the MAMP run's last checkpoint); with `probe.enabled`, the frozen-feature
-  protocols and the linear probe of both encoders, printed and saved (workdir/report.md) as one table."""
-  stage1 = pretrain.train(config, workdir / "stage1")
+def pretrain_tune_job(config: ml_collections.ConfigDict, workdir: pathlib.Path, mesh) -> dict[str, Any]:
+  """MAMP then STARS (initialised from the MAMP run's last checkpoint); with `evaluate.enabled`, the frozen-
+  feature protocols and the linear probe of both encoders, printed and saved (workdir/report.md) as one table."""
+  stage1 = pretrain.train(config, workdir / "stage1", mesh)
   tune_config = ml_collections.ConfigDict(config.to_dict())
   tune_config.stars.init = str(workdir / "stage1" / "checkpoints")
-  stage2 = tune.train(tune_config, workdir / "stars")
-  results: dict[str, Any] = {"pretrain": _summary(stage1), "stars": _tune_summary(stage2)}
-  if config.probe.enabled:
-    named = {"stage1": features.encoder_params(jax.device_get(stage1["state"].params)),
-             "stars": features.encoder_params(jax.device_get(stage2["best_state"].params)),
-             "stars_last": features.encoder_params(jax.device_get(stage2["state"].params))}
-    results.update(_probe(config, encoder_of(stage1["model"]), named, stage1["mesh"], workdir / "plots"))
+  stage2 = tune.train(tune_config, workdir / "stars", mesh)
+  results: dict[str, Any] = {"pretrain": stage1.summary, "stars": stage2.summary}
+  if config.evaluate.enabled:
+    named = {"stage1": _encoder(stage1.state), "stars": _encoder(stage2.selected), "stars_last": _encoder(stage2.state)}
+    results.update(_frozen_protocols(config, named, mesh, workdir / "plots" if config.evaluate.plots else None))
     if "linear" in config:
-      results.update(_linear(config, workdir, {k: named[k] for k in ("stage1", "stars")}))
-    _write_report(workdir, results, "Stage 1 (MAMP) vs tuned (STARS) encoder", _REPORT_NOTE)
+      results.update(_linear(config, workdir, {k: named[k] for k in ("stage1", "stars")}, mesh))
+    _write_report(workdir, results, config.stage)
   return results
 
 
-def _write_report(workdir: pathlib.Path, results: dict[str, Any], title: str, note: str) -> None:
-  """Prints the results table and saves it, atomically, as workdir/report.md."""
-  table = report.markdown_table(results)
-  tmp = workdir / "report.md.tmp"
-  tmp.write_text(f"# {title}\n\n{table}\n{note}\n")
-  os.replace(tmp, workdir / "report.md")
-  logging.info("%s:\n%s", title, table)
-
-
-def evaluate_job(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> dict[str, Any]:
+def evaluate_job(config: ml_collections.ConfigDict, workdir: pathlib.Path, mesh) -> dict[str, Any]:
   """The frozen-feature protocols (kNN, logistic, clusters; few-shot / one-shot on `data.held_out_classes`) of
   the encoders in `evaluate.stage1` / `evaluate.stars` (checkpoint directories), next to a random encoder."""
   paths = {name: config.evaluate[name] for name in ("stage1", "stars") if config.evaluate[name]}
   if not paths:
     raise ValueError("evaluate.stage1 and evaluate.stars are both empty: give at least one checkpoint directory")
-  encoder = Encoder(**pretrain.encoder_kwargs(config))
-  random_init = _random_encoder_params(config, encoder)  # also the restore target (structure, placement)
+  random_init = _random_encoder_params(config, mesh)  # also the restore target (structure, placement)
   named = {name: checkpoint.restore_params(path, random_init, f"evaluate.{name}") for name, path in paths.items()}
   named["random_init"] = random_init
-  results = _probe(config, encoder, named, sharding.make_mesh(),
-                   workdir / "plots" if config.evaluate.plots else None)
-  _write_report(workdir, results, "Frozen-feature protocols", _EVALUATE_NOTE)
+  results = _frozen_protocols(config, named, mesh, workdir / "plots" if config.evaluate.plots else None)
+  _write_report(workdir, results, config.stage)
   return results
 
 
-def _downstream_summary(run: dict[str, Any]) -> dict[str, Any]:
-  return {k: v for k, v in run.items() if k not in ("state", "model")}
-
-
-def linear_job(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> dict[str, Any]:
+def linear_job(config: ml_collections.ConfigDict, workdir: pathlib.Path, mesh) -> dict[str, Any]:
   """Linear probe; results['linear'] = test top-1 best (official: max over epochs) and last, in percent."""
+  if config.linear.mode not in LINEAR_MODES:
+    raise ValueError(f"linear.mode={config.linear.mode!r}; choose one of {LINEAR_MODES}")
   if config.linear.mode == "cached":
-    return {"linear": classify.train_linear_cached(config, config.linear.init)}
-  if config.linear.mode != "full":
-    raise ValueError(f"linear.mode={config.linear.mode!r}; choose 'full' or 'cached'")
-  return {"linear": _downstream_summary(classify.train(config, workdir, "linear"))}
+    return {"linear": linear_cached.train(config, config.linear.init, mesh)}
+  return {"linear": classify.train(config, workdir, "linear", mesh).summary}
 
 
-def finetune_job(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> dict[str, Any]:
+def finetune_job(config: ml_collections.ConfigDict, workdir: pathlib.Path, mesh) -> dict[str, Any]:
   """Fine-tuning; results['finetune'] = test top-1 best and last (percent), the labelled subset size."""
-  return {"finetune": _downstream_summary(classify.train(config, workdir, "finetune"))}
+  return {"finetune": classify.train(config, workdir, "finetune", mesh).summary}
 
 
-JOBS: dict[str, Callable[[ml_collections.ConfigDict, pathlib.Path], dict[str, Any]]] = {
-    "pretrain": pretrain_job,
-    "tune": tune_job,
-    "pretrain_tune": pretrain_tune_job,
-    "linear": linear_job,
-    "finetune": finetune_job,
-    "evaluate": evaluate_job,
+JOBS: dict[str, Job] = {
+  "pretrain": pretrain_job,
+  "tune": tune_job,
+  "pretrain_tune": pretrain_tune_job,
+  "linear": linear_job,
+  "finetune": finetune_job,
+  "evaluate": evaluate_job,
 }

@@ -1,4 +1,5 @@
 """Losses: the MAMP motion-reconstruction objective (SPEC §2.6–2.7)."""
+
 import jax
 import jax.numpy as jnp
 
@@ -19,8 +20,8 @@ def normalize_tokens(target: jax.Array, eps: float = 1e-6) -> jax.Array:
 
 
 def reconstruction_target(
-    x: jax.Array, *, t_patch: int, motion: bool = True, normalize: bool = True,
-    motion_stride: int = 1) -> jax.Array:
+  x: jax.Array, *, t_patch: int, motion: bool = True, normalize: bool = True, motion_stride: int = 1
+) -> jax.Array:
   """MAMP target (motion; MAE baseline: positions), patchified per token. (B, T, V, C) -> (B, L, t_patch*C)."""
   target = motion_target(x, motion_stride) if motion else x
   target = masking.patchify(target, t_patch)

@@ -1,15 +1,15 @@
-"""Command line: `python -m stars_jax.main --config=configs/<file>.py --workdir=DIR` (or `stars-jax ...`).
+"""Command line: `stars-jax --config=configs/<file>.py[:arg] --workdir=DIR` (= `python -m stars_jax.main`).
 
-Runs the job named by `config.stage` and writes DIR/results.json with its final metrics and the config.
-Any config value can be overridden, e.g. `--config.batch_size=64 --config.optim.epochs=10`.
+Runs the job named by `config.stage` on one mesh over all devices and writes DIR/results.json with its final
+metrics and the config. Any config value can be overridden, e.g. `--config.pretrain.batch_size=64
+--config.pretrain.epochs=10`; `stars_jax.recipes.load_config` loads a config the same way in Python.
 
 Tools that are not training jobs are subcommands, `stars-jax <name> ...` (see `_SUBCOMMANDS`); each parses its
 own arguments.
 """
+
 import importlib
-import json
 import logging
-import os
 import pathlib
 import sys
 
@@ -17,22 +17,21 @@ import jax
 from absl import app, flags
 from ml_collections import config_flags
 
-from stars_jax import jobs
+from stars_jax import io, jobs, sharding
 
-_CONFIG = config_flags.DEFINE_config_file("config", None, "Path to a config file with get_config().")
+_CONFIG = config_flags.DEFINE_config_file(
+  "config", None, "A config file with get_config([arg]): configs/<file>.py or configs/<file>.py:<arg>."
+)
 _WORKDIR = flags.DEFINE_string("workdir", None, "Directory for checkpoints, logs and results.json.")
 _DISTRIBUTED = flags.DEFINE_bool(
-    "distributed", False, "Call jax.distributed.initialize() (multi-host runs). On TPU pods, SLURM and Open MPI "
-    "the cluster is auto-detected; elsewhere give the three flags below (they imply --distributed).")
+  "distributed",
+  False,
+  "Call jax.distributed.initialize() (multi-host runs). On TPU pods, SLURM and Open MPI "
+  "the cluster is auto-detected; elsewhere give the three flags below (they imply --distributed).",
+)
 _COORDINATOR = flags.DEFINE_string("coordinator_address", None, "host:port of process 0's coordinator service.")
 _NUM_PROCESSES = flags.DEFINE_integer("num_processes", None, "Number of processes in the job.")
 _PROCESS_ID = flags.DEFINE_integer("process_id", None, "This process's index, 0 .. num_processes - 1.")
-
-
-def write_json_atomic(path: pathlib.Path, payload: dict) -> None:
-  tmp = path.with_suffix(path.suffix + ".tmp")
-  tmp.write_text(json.dumps(payload, indent=2, sort_keys=True, default=str))
-  os.replace(tmp, path)
 
 
 def _quiet_orbax(record: logging.LogRecord) -> bool:
@@ -53,19 +52,21 @@ def main(argv) -> None:
   if config.stage not in jobs.JOBS:
     raise ValueError(f"config.stage={config.stage!r}; known stages: {sorted(jobs.JOBS)}")
   logging.info("Devices: %s; stage %s; workdir %s", jax.devices(), config.stage, workdir)
-  results = jobs.JOBS[config.stage](config, workdir)
+  results = jobs.JOBS[config.stage](config, workdir, sharding.make_mesh())
   results["config"] = config.to_dict()
   results["devices"] = [d.device_kind for d in jax.devices()]
   if jax.process_index() == 0:
-    write_json_atomic(workdir / "results.json", results)
+    io.write_json_atomic(workdir / "results.json", results)
     logging.info("Wrote %s", workdir / "results.json")
 
 
 # name -> module with `main(argv: list[str]) -> int` (argv without the program and subcommand names).
-_SUBCOMMANDS: dict[str, str] = {"prepare": "data_prep.cli",
-                               "import-torch": "stars_jax.interop.import_torch",
-                               "export-torch": "stars_jax.interop.export_torch",
-                               "report": "stars_jax.evaluate.report"}
+_SUBCOMMANDS: dict[str, str] = {
+  "prepare": "stars_jax.data_prep.cli",
+  "import-torch": "stars_jax.interop.import_torch",
+  "export-torch": "stars_jax.interop.export_torch",
+  "report": "stars_jax.evaluate.report",
+}
 
 
 def run() -> None:

@@ -6,6 +6,7 @@ A masking is described by three integer arrays per person-sequence (batch elemen
   mask        (B, L)  1.0 where a token is masked, 0.0 where visible (token order).
 Tokens are ordered segment-major: index = segment * joints + joint.
 """
+
 from typing import NamedTuple
 
 import jax
@@ -61,8 +62,7 @@ def uniform_masking(key: jax.Array, batch: int, num_tokens: int, num_keep: int) 
   return _from_scores(noise, num_keep)
 
 
-def motion_aware_masking(
-    key: jax.Array, x: jax.Array, *, t_patch: int, num_keep: int, tau: float) -> Masking:
+def motion_aware_masking(key: jax.Array, x: jax.Array, *, t_patch: int, num_keep: int, tau: float) -> Masking:
   """Motion-aware masking (SPEC §2.5): a Gumbel-top-k sample that masks high-motion tokens more often.
 
   x: (B, T, V, C) input positions (before embedding). Motion m is scaled to [0, 1/tau] by its per-sequence

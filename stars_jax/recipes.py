@@ -1,243 +1,422 @@
-"""Official recipe values shared by the config files in `configs/` (numbers from SPEC §2.1, §3.1–3.2).
+"""The config library: the official recipes' numbers (SPEC sections beside them), built from shared pieces.
 
-Config files call these builders and override what differs, so every official number lives in one place.
+Every config has the same top level: `stage`, `seed`, `data`, `model`, `sharding`, plus one group per stage
+it runs: `pretrain`, `stars`, `linear`, `finetune` (each of the shape `training_group` gives: batch_size,
+epochs, max_steps, optim, schedule, checkpoint and log intervals, and the stage's own settings) and
+`evaluate` (frozen-feature protocols). Config files in `configs/` compose these; `load_config` loads a file as
+`--config=` does.
 """
-import importlib.util
-import os
-import pathlib
 
 import ml_collections
-
-
-def load_config_file(path: str | os.PathLike) -> ml_collections.ConfigDict:
-  """`get_config()` of a config file (e.g. configs/synthetic.py), as --config=<path> would load it."""
-  path = pathlib.Path(path)
-  spec = importlib.util.spec_from_file_location(path.stem, path)
-  if spec is None or spec.loader is None:
-    raise FileNotFoundError(f"config file {path} cannot be loaded")
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module.get_config()
-
+from ml_collections.config_flags import config_flags
 
 # Official npz file per (dataset, split), SPEC §1.4–1.5.
 NPZ_FILES = {
-    ("ntu60", "xsub"): "NTU60_XSub.npz",
-    ("ntu60", "xview"): "NTU60_XView.npz",
-    ("ntu120", "xsub"): "NTU120_XSub.npz",
-    ("ntu120", "xset"): "NTU120_XSet.npz",
-    ("pku1", "xsub"): "PKUv1_XSub.npz",
-    ("pku2", "xsub"): "PKUv2_XSub.npz",
+  ("ntu60", "xsub"): "NTU60_XSub.npz",
+  ("ntu60", "xview"): "NTU60_XView.npz",
+  ("ntu120", "xsub"): "NTU120_XSub.npz",
+  ("ntu120", "xset"): "NTU120_XSet.npz",
+  ("pku1", "xsub"): "PKUv1_XSub.npz",
+  ("pku2", "xsub"): "PKUv2_XSub.npz",
 }
+STAGES = ("pretrain", "tune", "pretrain_tune", "linear", "finetune", "evaluate")
+
+# Few-shot protocols (SPEC §1.9): NTU-120 actions 61-120, unseen by an NTU-60 encoder (0-based ids); the
+# standard NTU-120 one-shot protocol's 20 novel classes A1, A7, ..., A115.
+NTU120_STARS_NOVEL = tuple(range(60, 120))
+NTU120_ONE_SHOT_NOVEL = tuple(range(0, 120, 6))
 
 
+def load_config(spec: str) -> ml_collections.ConfigDict:
+  """`get_config([arg])` of a config file, `spec` = 'path.py' or 'path.py:arg', exactly as `--config=spec`
+  loads it (but unlocked, so callers may add keys)."""
+  return config_flags.ConfigFileFlagParser("config", lock_config=False).parse(spec)
+
+
+def held_out_classes(num_classes: int, num_held_out: int) -> tuple[int, ...]:
+  """`num_held_out` classes spread over [0, num_classes): every (num_classes // num_held_out)-th class counted
+  down from the last one, ascending. E.g. (10, 3) -> (3, 6, 9)."""
+  if not 0 < num_held_out < num_classes:
+    raise ValueError(f"need 0 < num_held_out < num_classes; got {num_held_out}, {num_classes}")
+  step = num_classes // num_held_out
+  return tuple(sorted(num_classes - 1 - step * i for i in range(num_held_out)))
+
+
+def parse_dataset_split(arg: str, what: str) -> tuple[str, str]:
+  """'ntu60_xsub' -> ('ntu60', 'xsub'), checked against NPZ_FILES; `what` names the config in the error."""
+  dataset, _, split = arg.partition("_")
+  if (dataset, split) not in NPZ_FILES:
+    choices = ", ".join(f"{d}_{s}" for d, s in NPZ_FILES)
+    raise ValueError(f"{what}: unknown dataset/split {arg!r}; choose one of {choices}")
+  return dataset, split
+
+
+# --- shared pieces ---------------------------------------------------------------------------------------------
 def data_config(path: str) -> ml_collections.ConfigDict:
   """Feeder settings of every official pretraining config (SPEC §1.6)."""
-  return ml_collections.ConfigDict(dict(
-      path=path,               # npz in the official layout; `synthetic` below is used when path is ''
-      format="npz",            # or 'array_record': path is a TFDS build dir (data_prep/README.md)
-      synthetic=ml_collections.ConfigDict(dict(
-          dir="data/synthetic", split="xsub", num_classes=12, num_subjects=10, num_cameras=3,
-          num_repetitions=2, seed=0)),
-      window=120,              # frames after crop-resize
+  return ml_collections.ConfigDict(
+    dict(
+      path=path,  # npz in the official layout; `synthetic` below is used when path is ''
+      format="npz",  # or 'array_record': path is a TFDS build dir (data_prep/README.md)
+      synthetic=ml_collections.ConfigDict(
+        dict(
+          dir="data/synthetic", split="xsub", num_classes=12, num_subjects=10, num_cameras=3, num_repetitions=2, seed=0
+        )
+      ),
+      window=120,  # frames after crop-resize
       train_p_interval=(0.5, 1.0),
       eval_p_interval=(0.95,),
       random_rot=True,
-      rot_max=0.3,             # radians
-      held_out_classes=(),     # class ids removed from every training stage (few-shot protocol, SPEC §1.9)
-      num_threads=4,           # grain reader threads per host
+      rot_max=0.3,  # radians
+      held_out_classes=(),  # class ids removed from every training stage (few-shot protocol, SPEC §1.9)
+      num_threads=4,  # grain reader threads per host
       prefetch=8,
-  ))
+    )
+  )
 
 
 def model_config(decoder_depth: int) -> ml_collections.ConfigDict:
   """MAMP encoder-decoder, SPEC §2.1."""
-  return ml_collections.ConfigDict(dict(
-      dim=256, depth=8, num_heads=8, mlp_ratio=4.0, t_patch=4, num_joints=25,
-      decoder_dim=256, decoder_depth=decoder_depth, decoder_heads=8,
-      compute_dtype="auto",    # 'auto': bfloat16 on GPU/TPU, float32 on CPU; or 'float32' / 'bfloat16'
-      attention_impl="",       # '' (auto: 'einsum' on CPU, jax's choice elsewhere), 'xla', 'cudnn' or 'einsum'
-      remat=False,             # True: recompute block activations in the backward pass (larger batches)
-  ))
+  return ml_collections.ConfigDict(
+    dict(
+      dim=256,
+      depth=8,
+      num_heads=8,
+      mlp_ratio=4.0,
+      t_patch=4,
+      num_joints=25,
+      decoder_dim=256,
+      decoder_depth=decoder_depth,
+      decoder_heads=8,
+      compute_dtype="auto",  # 'auto': bfloat16 on GPU/TPU, float32 on CPU; or 'float32' / 'bfloat16'
+      attention_impl="",  # '' (auto: 'einsum' on CPU, jax's choice elsewhere), 'xla', 'cudnn' or 'einsum'
+      remat=False,  # True: recompute block activations in the backward pass (larger batches)
+    )
+  )
 
 
-def mamp_pretrain(dataset: str, split: str) -> ml_collections.ConfigDict:
-  """The official MAMP stage-1 recipe for one dataset/split (SPEC §3.2)."""
-  ntu120_or_pku = dataset in ("ntu120", "pku1", "pku2")
+def base(dataset: str, split: str, stage: str) -> ml_collections.ConfigDict:
+  """What every config has: stage, seed, data, model (decoder depth per dataset, SPEC §3.2), sharding."""
+  if stage not in STAGES:
+    raise ValueError(f"stage {stage!r}; choose one of {STAGES}")
   config = ml_collections.ConfigDict()
-  config.stage = "pretrain"
+  config.stage = stage
   config.seed = 0
   config.data = data_config(f"data/{NPZ_FILES[(dataset, split)]}")
-  config.model = model_config(decoder_depth=5 if ntu120_or_pku else 3)
-  config.masking = ml_collections.ConfigDict(dict(
-      mask_ratio=0.9,
-      tau=0.75 if dataset == "ntu120" else 0.80,  # motion_aware_tau; 0 = uniform masking (MAE baseline)
-      motion_target=True,    # False: reconstruct positions (MAE baseline)
-      normalize_target=True,  # norm_skes_loss
-      motion_stride=1,
-  ))
-  config.batch_size = 128    # global: 4 GPUs x 32
-  config.optim = ml_collections.ConfigDict(dict(
-      epochs=400, warmup_epochs=20, lr=1e-3, min_lr=5e-4,
-      b1=0.9, b2=0.95, eps=1e-8, weight_decay=0.05,  # no decay on 1-D tensors and biases (timm 0.3.2)
-  ))
-  config.sharding = ml_collections.ConfigDict(dict(
-      fsdp=False,              # True: shard parameters and optimizer state over the `data` axis
-      fsdp_min_size=2 ** 16,   # tensors smaller than this stay replicated under FSDP
-  ))
-  config.checkpoint_every_steps = 2000
-  config.keep_checkpoints = 3
-  config.log_every_steps = 50
-  config.max_steps = -1        # > 0 stops early (benchmarks, smoke runs); the schedule still spans all epochs
-  config.probe = ml_collections.ConfigDict(dict(
-      enabled=False,           # after training: kNN-1 / logistic probe of the encoder vs a random one
-      batch_size=256,
-  ))
+  config.model = model_config(decoder_depth=5 if dataset in ("ntu120", "pku1", "pku2") else 3)
+  config.sharding = ml_collections.ConfigDict(
+    dict(
+      fsdp=False,  # True: shard parameters and optimizer state over the `data` axis
+      fsdp_min_size=2**16,  # tensors smaller than this stay replicated under FSDP
+    )
+  )
   return config
 
 
-# STARS stage 2 (SPEC §4.7): the dataset's stage-1 weights and its layer decay in the third/merged stage.
-STARS_LAYER_DECAY = {"ntu60": 0.45, "ntu120": 0.40, "pku2": 0.35}
+def optim(
+  *,
+  name: str = "adamw",
+  lr: float,
+  b1: float = 0.9,
+  b2: float = 0.999,
+  eps: float = 1e-8,
+  momentum: float = 0.0,
+  weight_decay: float = 0.0,
+  decay_groups: str = "no_1d",
+  layer_decay: float = 1.0,
+  clip: str = "none",
+  clip_norm: float = 0.0,
+) -> ml_collections.ConfigDict:
+  """An optimizer group (train/optim.py): name 'adamw' | 'sgd' (momentum), decay_groups 'no_1d' (no decay on
+  1-D tensors and biases, timm) | 'all', per-layer lr = lr · layer_decay ** (depth + 1 - layer), clip 'none' |
+  'per_tensor' | 'global' at clip_norm."""
+  return ml_collections.ConfigDict(
+    dict(
+      name=name,
+      lr=lr,
+      b1=b1,
+      b2=b2,
+      eps=eps,
+      momentum=momentum,
+      weight_decay=weight_decay,
+      decay_groups=decay_groups,
+      layer_decay=layer_decay,
+      clip=clip,
+      clip_norm=clip_norm,
+    )
+  )
+
+
+def schedule(name: str = "warmup_cosine", warmup_epochs: float = 0.0, min_lr: float = 0.0) -> ml_collections.ConfigDict:
+  """'warmup_cosine': per-iteration linear warmup, then half-cosine to min_lr (SPEC §3.1); 'constant'."""
+  return ml_collections.ConfigDict(dict(name=name, warmup_epochs=warmup_epochs, min_lr=min_lr))
+
+
+def training_group(
+  *,
+  batch_size: int,
+  epochs: int,
+  optim: ml_collections.ConfigDict,
+  schedule: ml_collections.ConfigDict,
+  checkpoint_every_steps: int,
+  keep_checkpoints: int,
+  log_every_steps: int = 50,
+  **stage_settings,
+) -> ml_collections.ConfigDict:
+  """The shape every stage group shares, plus the stage's own settings."""
+  return ml_collections.ConfigDict(
+    dict(
+      batch_size=batch_size,  # global, over all devices and hosts
+      epochs=epochs,
+      max_steps=-1,  # > 0 stops early (benchmarks, smoke runs); the schedule still spans all epochs
+      optim=optim,
+      schedule=schedule,
+      checkpoint_every_steps=checkpoint_every_steps,  # 0: at the end of every epoch
+      keep_checkpoints=keep_checkpoints,
+      log_every_steps=log_every_steps,
+      **stage_settings,
+    )
+  )
+
+
+def evaluate_group(stage1: str = "", stars: str = "", enabled: bool = True) -> ml_collections.ConfigDict:
+  """Frozen-feature protocols (kNN, logistic, clusters, few-shot on `data.held_out_classes`) of the encoders
+  a job trained or, in the `evaluate` stage, of the checkpoint directories `stage1` / `stars`."""
+  return ml_collections.ConfigDict(
+    dict(
+      enabled=enabled,  # pretrain / pretrain_tune: run them after training, against a random encoder
+      batch_size=256,  # feature extraction
+      plots=True,  # t-SNE and kNN-1 confusion PNGs in workdir/plots
+      stage1=stage1,  # a MAMP run's checkpoints/ (or an imported official MAMP checkpoint)
+      stars=stars,  # a STARS run's best/ or checkpoints/ (or an imported official STARS checkpoint)
+    )
+  )
+
+
+# --- stage 1: MAMP (SPEC §2.1, §3.2) ---------------------------------------------------------------------------
+def pretrain_group(dataset: str) -> ml_collections.ConfigDict:
+  """The official MAMP pretraining settings of a dataset (SPEC §3.2)."""
+  return training_group(
+    batch_size=128,  # global: 4 GPUs x 32
+    epochs=400,
+    optim=optim(lr=1e-3, b1=0.9, b2=0.95, eps=1e-8, weight_decay=0.05),  # no decay on 1-D / biases (timm 0.3.2)
+    schedule=schedule("warmup_cosine", warmup_epochs=20, min_lr=5e-4),
+    checkpoint_every_steps=2000,
+    keep_checkpoints=3,
+    masking=ml_collections.ConfigDict(
+      dict(
+        mask_ratio=0.9,
+        tau=0.75 if dataset == "ntu120" else 0.80,  # motion_aware_tau; 0 = uniform masking (MAE baseline)
+        motion_target=True,  # False: reconstruct positions (MAE baseline)
+        normalize_target=True,  # norm_skes_loss
+        motion_stride=1,
+      )
+    ),
+  )
+
+
+def mamp_pretrain(dataset: str, split: str) -> ml_collections.ConfigDict:
+  """The official MAMP stage-1 recipe for one dataset/split."""
+  config = base(dataset, split, "pretrain")
+  config.pretrain = pretrain_group(dataset)
+  config.evaluate = evaluate_group(enabled=False)
+  return config
+
+
+# --- stage 2: STARS (SPEC §4) ----------------------------------------------------------------------------------
+STARS_LAYER_DECAY = {"ntu60": 0.45, "ntu120": 0.40, "pku2": 0.35}  # third / merged recipes, SPEC §4.7
 STARS_RECIPES = ("second", "third", "merged", "full")
 
 
-def stars_options(recipe: str, layer_decay: float, lr: float = 1e-3) -> ml_collections.ConfigDict:
+def stars_group(recipe: str, layer_decay: float, lr: float = 1e-3) -> ml_collections.ConfigDict:
   """The STARS tuning settings shared by every dataset (SPEC §4.2-4.8); the official *effective* behaviour
   is the default, with the modern alternative named beside each option."""
   if recipe not in STARS_RECIPES:
     raise ValueError(f"STARS recipe {recipe!r}; choose one of {STARS_RECIPES}")
-  return ml_collections.ConfigDict(dict(
-      recipe=recipe,             # second: head only; third/merged: blocks >= depth/2 + final norm + head; full
-      init="",                   # checkpoint directory: a MAMP run's checkpoints/ (second, merged, full) or a
-                                 # STARS run's best/ (third: restores head, BN statistics and queue too)
-      epochs=20 if recipe == "second" else 10,
-      batch_size=128,            # global: 4 GPUs x 32
-      max_steps=-1,
-      train_p_interval=(1.0,),   # both views = the full valid sequence resized to data.window (SPEC §4.4)
-      head_hidden_dim=4096,
-      temperature=0.07,
-      topk=0,                    # 0: the nearest neighbour; k > 0: a random one of the k nearest
-      loss="effective",          # official: only the first branch carries gradient, scaled by 1/2 (SPEC §7.2);
-                                 # 'symmetric': both branches differentiated (with identical views: full grad)
-      bn_updates_per_step=2,     # official: running BN statistics move once per branch (SPEC §4.5); 1 = once
-      queue=ml_collections.ConfigDict(dict(
-          size=32768,
-          sharding="replicate",  # or 'data': rows split over the `data` mesh axis
-          warm_start=False,      # official: random unit vectors (id -1) until overwritten; True: filled from
-                                 # one pass of projections before the first step
-      )),
-      optim=ml_collections.ConfigDict(dict(
-          lr=lr, layer_decay=layer_decay,  # block k: lr * layer_decay ** (depth - k); norm, head: lr
-          b1=0.9, b2=0.95, eps=1e-8,
-          weight_decay=0.01,     # official effective: PyTorch AdamW default; the yaml value is ignored (§7.4)
-          decay_groups="all",    # 'all' (official: every tuned tensor) or 'no_1d' (no decay on 1-D / bias)
-          clip="per_tensor",     # 'per_tensor' (official, §7.6), 'global' or 'none'
-          clip_norm=3.0,
-          schedule="constant",   # official (§7.5); 'warmup_cosine': linear warmup then half-cosine to min_lr
-          warmup_epochs=0.0, min_lr=0.0,
-      )),
-      monitor=ml_collections.ConfigDict(dict(
-          split="val",           # 'val': carved from the training set; 'test': the official selection (§7.9)
-          val_fraction=0.1,
-          ks=(10, 20, 40), temperature=0.1,
-          every_epochs=1,
-          batch_size=256,
-      )),
-  ))
+  return training_group(
+    batch_size=128,  # global: 4 GPUs x 32
+    epochs=20 if recipe == "second" else 10,
+    # block k: lr * layer_decay ** (depth - k); norm, head: lr. weight_decay: the PyTorch AdamW default, the
+    # yaml value is ignored (§7.4); decay_groups 'all' (official: every tuned tensor) or 'no_1d';
+    # clip 'per_tensor' (official, §7.6), 'global' or 'none'.
+    optim=optim(
+      lr=lr,
+      b1=0.9,
+      b2=0.95,
+      eps=1e-8,
+      weight_decay=0.01,
+      decay_groups="all",
+      layer_decay=layer_decay,
+      clip="per_tensor",
+      clip_norm=3.0,
+    ),
+    schedule=schedule("constant"),  # official (§7.5); 'warmup_cosine' with warmup_epochs / min_lr
+    checkpoint_every_steps=0,
+    keep_checkpoints=3,  # every epoch (the official 500 steps are about one)
+    recipe=recipe,  # second: head only; third/merged: blocks >= depth/2 + final norm + head; full
+    init="",  # checkpoint directory: a MAMP run's checkpoints/ (second, merged, full) or a
+    # STARS run's best/ (third: restores head, BN statistics and queue too)
+    train_p_interval=(1.0,),  # both views = the full valid sequence resized to data.window (SPEC §4.4)
+    head_hidden_dim=4096,
+    temperature=0.07,
+    topk=0,  # 0: the nearest neighbour; k > 0: a random one of the k nearest
+    loss="effective",  # official: only the first branch carries gradient, scaled by 1/2 (SPEC §7.2);
+    # 'symmetric': both branches differentiated (with identical views: full grad)
+    bn_updates_per_step=2,  # official: running BN statistics move once per branch (SPEC §4.5); 1 = once
+    queue=ml_collections.ConfigDict(
+      dict(
+        size=32768,
+        sharding="replicate",  # or 'data': rows split over the `data` mesh axis
+        warm_start=False,  # official: random unit vectors (id -1) until overwritten; True: filled from
+        # one pass of projections before the first step
+      )
+    ),
+    monitor=ml_collections.ConfigDict(
+      dict(
+        split="val",  # 'val': carved from the training set; 'test': the official selection (§7.9)
+        val_fraction=0.1,
+        ks=(10, 20, 40),
+        temperature=0.1,
+        every_epochs=1,
+        batch_size=256,
+      )
+    ),
+  )
 
 
 def stars_tune(dataset: str, split: str, recipe: str) -> ml_collections.ConfigDict:
   """An official STARS tuning config (SPEC §4.7) as a stand-alone stage ('tune')."""
-  config = mamp_pretrain(dataset, split)
-  for key in ("masking", "optim", "probe", "batch_size"):
-    del config[key]
-  config.stage = "tune"
+  config = base(dataset, split, "tune")
   config.data.random_rot = False  # stage 2 trains without augmentation (SPEC §1.7)
-  config.checkpoint_every_steps = 500
-  config.stars = stars_options(recipe, STARS_LAYER_DECAY[dataset], lr=1e-4 if dataset == "pku2" else 1e-3)
+  config.stars = stars_group(recipe, STARS_LAYER_DECAY[dataset], lr=1e-4 if dataset == "pku2" else 1e-3)
   return config
 
 
-# Downstream protocols (SPEC §3.3-3.6). Official head widths, including the configs' class-count slips (§7.12):
-# extra logits are never targets; -1 = the dataset's one-hot width.
+# --- downstream protocols (SPEC §3.3-3.6) ------------------------------------------------------------------------
+# Official head widths, including the configs' class-count slips (§7.12): extra logits are never targets;
+# -1 = the dataset's one-hot width.
 OFFICIAL_NUM_CLASSES = {
-    "linear": {("ntu60", "xsub"): 60, ("ntu60", "xview"): 120, ("ntu120", "xsub"): 120, ("ntu120", "xset"): 120,
-               ("pku1", "xsub"): 60, ("pku2", "xsub"): 60},
-    "finetune": {("ntu60", "xsub"): 60, ("ntu60", "xview"): 60, ("ntu120", "xsub"): 120, ("ntu120", "xset"): 120,
-                 ("pku1", "xsub"): 60, ("pku2", "xsub"): 51},
+  "linear": {
+    ("ntu60", "xsub"): 60,
+    ("ntu60", "xview"): 120,
+    ("ntu120", "xsub"): 120,
+    ("ntu120", "xset"): 120,
+    ("pku1", "xsub"): 60,
+    ("pku2", "xsub"): 60,
+  },
+  "finetune": {
+    ("ntu60", "xsub"): 60,
+    ("ntu60", "xview"): 60,
+    ("ntu120", "xsub"): 120,
+    ("ntu120", "xset"): 120,
+    ("pku1", "xsub"): 60,
+    ("pku2", "xsub"): 51,
+  },
 }
 
 
-def linear_options(num_classes: int = -1) -> ml_collections.ConfigDict:
-  """Linear probe (SPEC §3.3): frozen encoder in inference mode, BN(affine=False) + Linear, SGD."""
-  return ml_collections.ConfigDict(dict(
-      init="",                 # checkpoint directory of a MAMP or STARS run ('' = random encoder)
-      mode="full",             # 'full': augmented clips through the frozen encoder every step (official);
-                               # 'cached': un-augmented features extracted once, head trained on them (fast)
-      num_classes=num_classes,
-      epochs=100, warmup_epochs=0.0, batch_size=256,  # global: 2 GPUs x 128
-      lr=0.1, min_lr=0.0, momentum=0.9, weight_decay=0.0,
-      eval_batch_size=256, eval_every_epochs=1,
-  ))
+def _classification_group(
+  *,
+  init: str,
+  num_classes: int,
+  batch_size: int,
+  epochs: int,
+  optim: ml_collections.ConfigDict,
+  schedule: ml_collections.ConfigDict,
+  drop_path: float,
+  dropout: float,
+  label_smoothing: float,
+  data_ratio: float,
+  **extra,
+) -> ml_collections.ConfigDict:
+  return training_group(
+    batch_size=batch_size,
+    epochs=epochs,
+    optim=optim,
+    schedule=schedule,
+    checkpoint_every_steps=0,
+    keep_checkpoints=1,
+    init=init,  # checkpoint directory of a MAMP or STARS run ('' = random encoder / scratch)
+    num_classes=num_classes,
+    drop_path=drop_path,
+    dropout=dropout,
+    label_smoothing=label_smoothing,
+    data_ratio=data_ratio,  # semi-supervised: labelled fraction of the training split (SPEC §3.5)
+    class_balanced=False,  # official: a plain random subset; True: the same fraction of every class
+    eval_batch_size=256,
+    eval_every_epochs=1,
+    **extra,
+  )
 
 
-def finetune_options(num_classes: int = -1, data_ratio: float = 1.0) -> ml_collections.ConfigDict:
-  """Fine-tuning (SPEC §3.4) with the scripts' lr 3e-4 / 1e-5 (§7.15); data_ratio < 1 = semi-supervised."""
-  return ml_collections.ConfigDict(dict(
-      init="",                 # checkpoint directory of a MAMP or STARS run ('' = scratch baseline)
-      num_classes=num_classes,
-      epochs=100, warmup_epochs=5.0, batch_size=48,   # global: 2 GPUs x 24
-      lr=3e-4, min_lr=1e-5, layer_decay=0.8,          # scratch baseline: layer_decay=1.0
-      b1=0.9, b2=0.999, eps=1e-8, weight_decay=0.05,  # no decay on 1-D tensors and biases
-      drop_path=0.3, dropout=0.3, label_smoothing=0.1,
-      data_ratio=data_ratio,   # semi-supervised: labelled fraction of the training split (SPEC §3.5)
-      class_balanced=False,    # official: a plain random subset; True: the same fraction of every class
-      eval_batch_size=256, eval_every_epochs=1,
-  ))
+def linear_group(num_classes: int = -1, init: str = "") -> ml_collections.ConfigDict:
+  """Linear probe (SPEC §3.3): frozen encoder in inference mode, BN(affine=False) + Linear, SGD 0.1 momentum 0.9,
+  cosine to 0, 100 epochs, batch 256 (global: 2 GPUs x 128)."""
+  return _classification_group(
+    init=init,
+    num_classes=num_classes,
+    batch_size=256,
+    epochs=100,
+    optim=optim(name="sgd", lr=0.1, momentum=0.9, weight_decay=0.0, decay_groups="all"),
+    schedule=schedule("warmup_cosine", warmup_epochs=0.0, min_lr=0.0),
+    drop_path=0.0,
+    dropout=0.0,
+    label_smoothing=0.0,
+    data_ratio=1.0,
+    mode="full",
+  )  # 'full': augmented clips through the frozen encoder every step (official);
+  # 'cached': un-augmented features extracted once, head trained on them (fast)
 
 
-def _downstream(dataset: str, split: str, stage: str) -> ml_collections.ConfigDict:
-  config = mamp_pretrain(dataset, split)
-  for key in ("masking", "optim", "probe", "batch_size"):
-    del config[key]
-  config.stage = stage
-  config.checkpoint_every_steps = 1000
-  config.keep_checkpoints = 1
-  return config
+def finetune_group(num_classes: int = -1, data_ratio: float = 1.0, init: str = "") -> ml_collections.ConfigDict:
+  """Fine-tuning (SPEC §3.4) with the scripts' lr 3e-4 / 1e-5 (§7.15): layer-wise lr decay 0.8 (scratch
+  baseline: 1.0), AdamW, no decay on 1-D tensors and biases, warmup 5, 100 epochs, batch 48 (2 GPUs x 24)."""
+  return _classification_group(
+    init=init,
+    num_classes=num_classes,
+    batch_size=48,
+    epochs=100,
+    optim=optim(lr=3e-4, b1=0.9, b2=0.999, eps=1e-8, weight_decay=0.05, layer_decay=0.8),
+    schedule=schedule("warmup_cosine", warmup_epochs=5.0, min_lr=1e-5),
+    drop_path=0.3,
+    dropout=0.3,
+    label_smoothing=0.1,
+    data_ratio=data_ratio,
+  )
+
+
+def mamp_checkpoints(dataset: str, split: str) -> str:
+  """Where the stage-1 recipe's README command line writes its checkpoints."""
+  return f"runs/mamp_{dataset}_{split}/checkpoints"
 
 
 def linear_probe(dataset: str, split: str) -> ml_collections.ConfigDict:
-  """Official linear probe of one dataset/split (PKU-II: batch 32, lr 0.01, SPEC §3.3)."""
-  config = _downstream(dataset, split, "linear")
-  config.linear = linear_options(OFFICIAL_NUM_CLASSES["linear"][(dataset, split)])
+  """Official linear probe of one dataset/split's stage-1 encoder (PKU-I batch 128; PKU-II batch 32, lr 0.01)."""
+  config = base(dataset, split, "linear")
+  config.linear = linear_group(OFFICIAL_NUM_CLASSES["linear"][(dataset, split)], mamp_checkpoints(dataset, split))
   if dataset == "pku2":
-    config.linear.update(dict(batch_size=32, lr=0.01))
+    config.linear.batch_size, config.linear.optim.lr = 32, 0.01
   elif dataset == "pku1":
     config.linear.batch_size = 128
   return config
 
 
-def evaluate_options(stage1: str = "", stars: str = "") -> ml_collections.ConfigDict:
-  """The encoders the `evaluate` stage compares (checkpoint directories; either may be empty)."""
-  return ml_collections.ConfigDict(dict(
-      stage1=stage1,           # a MAMP run's checkpoints/ (or an imported official MAMP checkpoint)
-      stars=stars,             # a STARS run's best/ or checkpoints/ (or an imported official STARS checkpoint)
-      plots=True,              # t-SNE and kNN-1 confusion PNGs in workdir/plots
-  ))
-
-
-def frozen_evaluation(dataset: str, split: str, held_out: tuple[int, ...] = ()) -> ml_collections.ConfigDict:
-  """kNN (SPEC §4.10, k = 1, 2, 5, 10), logistic regression and cluster quality of frozen encoders on one
-  dataset/split; with held-out classes also few-shot / one-shot on them (SPEC §1.9)."""
-  config = _downstream(dataset, split, "evaluate")
-  config.data.held_out_classes = tuple(held_out)
-  config.probe = ml_collections.ConfigDict(dict(batch_size=256))
-  config.evaluate = evaluate_options(stage1=f"runs/mamp_{dataset}_{split}/checkpoints")
+def finetune(dataset: str, split: str, data_ratio: float = 1.0, init: str = "") -> ml_collections.ConfigDict:
+  """Official fine-tuning (or semi-supervised with data_ratio < 1) of one dataset/split, from `init` (default:
+  the same dataset/split's stage-1 encoder)."""
+  config = base(dataset, split, "finetune")
+  config.finetune = finetune_group(
+    OFFICIAL_NUM_CLASSES["finetune"][(dataset, split)], data_ratio, init or mamp_checkpoints(dataset, split)
+  )
   return config
 
 
-def finetune(dataset: str, split: str, data_ratio: float = 1.0) -> ml_collections.ConfigDict:
-  """Official fine-tuning (or semi-supervised fine-tuning with data_ratio < 1) of one dataset/split."""
-  config = _downstream(dataset, split, "finetune")
-  config.finetune = finetune_options(OFFICIAL_NUM_CLASSES["finetune"][(dataset, split)], data_ratio)
+def frozen_evaluation(
+  dataset: str, split: str, held_out: tuple[int, ...] = (), stage1: str = ""
+) -> ml_collections.ConfigDict:
+  """kNN (SPEC §4.10, k = 1, 2, 5, 10), logistic regression and cluster quality of frozen encoders on one
+  dataset/split; with held-out classes also few-shot / one-shot on them (SPEC §1.9)."""
+  config = base(dataset, split, "evaluate")
+  config.data.held_out_classes = tuple(held_out)
+  config.evaluate = evaluate_group(stage1=stage1 or mamp_checkpoints(dataset, split))
   return config

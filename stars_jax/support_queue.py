@@ -3,7 +3,6 @@
 Stored row-major (K, D); the official buffer is feature-major (D, K). Everything here is a pure function of
 arrays, so the queue lives in the train state and is updated inside the jitted step.
 """
-from typing import Optional
 
 import flax
 import jax
@@ -16,8 +15,8 @@ EXCLUDED_SIMILARITY = -1.0  # the official code overwrites own-id similarities w
 @flax.struct.dataclass
 class SupportQueue:
   embeddings: jax.Array  # (K, D) float32, unit rows
-  ids: jax.Array         # (K,) int32 dataset index of each row, EMPTY_ID for the initial noise
-  ptr: jax.Array         # () int32 next row to write
+  ids: jax.Array  # (K,) int32 dataset index of each row, EMPTY_ID for the initial noise
+  ptr: jax.Array  # () int32 next row to write
 
   @property
   def size(self) -> int:
@@ -45,9 +44,11 @@ def enqueue(queue: SupportQueue, z: jax.Array, ids: jax.Array) -> SupportQueue:
   if b > queue.size:
     raise ValueError(f"batch of {b} does not fit a support queue of {queue.size}")
   rows = (queue.ptr + jnp.arange(b, dtype=jnp.int32)) % queue.size  # (B,)
-  return SupportQueue(queue.embeddings.at[rows].set(z.astype(jnp.float32)),
-                      queue.ids.at[rows].set(ids.astype(jnp.int32)),
-                      (queue.ptr + b) % queue.size)
+  return SupportQueue(
+    queue.embeddings.at[rows].set(z.astype(jnp.float32)),
+    queue.ids.at[rows].set(ids.astype(jnp.int32)),
+    (queue.ptr + b) % queue.size,
+  )
 
 
 def similarities(queue: SupportQueue, z: jax.Array, ids: jax.Array) -> jax.Array:
@@ -56,8 +57,9 @@ def similarities(queue: SupportQueue, z: jax.Array, ids: jax.Array) -> jax.Array
   return jnp.where(queue.ids[None, :] == ids[:, None], EXCLUDED_SIMILARITY, sims)
 
 
-def nearest_neighbours(queue: SupportQueue, z: jax.Array, ids: jax.Array, *, topk: int = 0,
-                       key: Optional[jax.Array] = None) -> jax.Array:
+def nearest_neighbours(
+  queue: SupportQueue, z: jax.Array, ids: jax.Array, *, topk: int = 0, key: jax.Array | None = None
+) -> jax.Array:
   """The support row nearest to each z (B, D), skipping rows holding the sample's own id. -> (B, D).
 
   topk = 0: the most similar row (the official setting). topk > 0: a uniformly random one of the topk

@@ -1,4 +1,5 @@
 """Test setup: eight forced CPU devices so sharded and single-device steps can be compared."""
+
 import os
 
 os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=8")
@@ -10,8 +11,9 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
 
-def write_tiny_npz(path: pathlib.Path, num_train: int = 24, num_test: int = 8, num_classes: int = 3,
-                   seed: int = 0) -> pathlib.Path:
+def write_tiny_npz(
+  path: pathlib.Path, num_train: int = 24, num_test: int = 8, num_classes: int = 3, seed: int = 0
+) -> pathlib.Path:
   """A small dataset in the official layout: smooth random trajectories of variable length, zero-padded."""
   rng = np.random.default_rng(seed)
 
@@ -31,22 +33,31 @@ def write_tiny_npz(path: pathlib.Path, num_train: int = 24, num_test: int = 8, n
 
 
 @pytest.fixture
+def tiny_npz(tmp_path) -> pathlib.Path:
+  """`write_tiny_npz` in the test's directory: 24 training clips of 3 classes, 8 test clips."""
+  return write_tiny_npz(tmp_path / "tiny.npz")
+
+
+@pytest.fixture
 def tiny_config(tmp_path):
   """A pretraining config small enough for CPU tests, on a tiny npz dataset."""
   from stars_jax import recipes
+
   config = recipes.mamp_pretrain("ntu60", "xsub")
   config.data.path = str(write_tiny_npz(tmp_path / "tiny.npz"))
   config.data.window = 16
   config.data.num_threads = 1
-  config.model.update(dict(dim=32, depth=2, num_heads=4, decoder_dim=32, decoder_depth=1, decoder_heads=4,
-                           compute_dtype="float32"))
-  config.batch_size = 8
-  config.optim.update(dict(epochs=4, warmup_epochs=1))
-  config.log_every_steps = 1
-  config.checkpoint_every_steps = 3
+  config.model.update(
+    dict(dim=32, depth=2, num_heads=4, decoder_dim=32, decoder_depth=1, decoder_heads=4, compute_dtype="float32")
+  )
+  config.pretrain.update(dict(batch_size=8, epochs=4, log_every_steps=1, checkpoint_every_steps=3))
+  config.pretrain.schedule.warmup_epochs = 1
   return config
 
 
 def pytest_addoption(parser):
-  parser.addoption("--torch-reference", default=None,
-                   help="directory with checkouts of the official MAMP/ and STARS/ (runs tests/interop parity tests)")
+  parser.addoption(
+    "--torch-reference",
+    default=None,
+    help="directory with checkouts of the official MAMP/ and STARS/ (runs tests/interop parity tests)",
+  )

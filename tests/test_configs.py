@@ -1,66 +1,181 @@
-"""Every config file loads, and the STARS ones carry SPEC §4.7's numbers."""
+"""Every config loads with every argument it documents, and the recipes carry SPEC's numbers (§3.2-3.6, §4.7)."""
+
 import pathlib
 
 import pytest
 
 from stars_jax import jobs, recipes
-from stars_jax.train import tune
+from stars_jax.models import factory
 
-CONFIGS = sorted((pathlib.Path(__file__).parents[1] / "configs").glob("*.py"))
+CONFIGS = pathlib.Path(__file__).parents[1] / "configs"
+SPLITS = [f"{d}_{s}" for d, s in recipes.NPZ_FILES]
+STARS_SPLITS = [n for n in SPLITS if n.split("_")[0] in recipes.STARS_LAYER_DECAY]
+SPECS = (
+  [f"synthetic.py{v and ':' + v}" for v in ("", "evaluate", "finetune")]
+  + [f"mamp.py:{n}" for n in SPLITS]
+  + ["mamp.py:ntu60_xsub_wide"]
+  + [f"stars.py:{n}_{r}" for n in STARS_SPLITS for r in recipes.STARS_RECIPES]
+  + [f"linear.py:{n}" for n in SPLITS]
+  + [f"finetune.py:{n}" for n in SPLITS]
+  + [f"finetune.py:{n}_{s}" for n in ("ntu60_xsub", "ntu60_xview") for s in ("semi1", "semi10")]
+  + [f"finetune.py:pku2_xsub_from_{s}" for s in ("ntu60", "ntu120", "pku1")]
+  + [f"evaluate.py:{n}" for n in SPLITS]
+  + ["evaluate.py:fewshot_ntu120"]
+)
+GROUP_KEYS = {
+  "batch_size",
+  "epochs",
+  "max_steps",
+  "optim",
+  "schedule",
+  "checkpoint_every_steps",
+  "keep_checkpoints",
+  "log_every_steps",
+}
 
 
-_load = recipes.load_config_file
+def _load(spec: str):
+  return recipes.load_config(f"{CONFIGS}/{spec}")
 
 
-@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.stem)
-def test_config_loads(path):
-  config = _load(path)
+def test_every_config_file_is_listed():
+  assert {p.name for p in CONFIGS.glob("*.py")} == {s.split(":")[0] for s in SPECS}
+
+
+@pytest.mark.parametrize("spec", SPECS)
+def test_config_loads_with_one_shape(spec):
+  config = _load(spec)
   assert config.stage in jobs.JOBS
+  assert {"stage", "seed", "data", "model", "sharding"} <= set(config)
+  for group in ("pretrain", "stars", "linear", "finetune"):
+    if group in config:
+      assert GROUP_KEYS <= set(config[group]), group
+      assert set(config[group].optim) == set(recipes.optim(lr=0.0))
+      assert set(config[group].schedule) == set(recipes.schedule())
+  assert set(config) - {"stage", "seed", "data", "model", "sharding"} <= {
+    "pretrain",
+    "stars",
+    "linear",
+    "finetune",
+    "evaluate",
+  }
 
 
-@pytest.mark.parametrize("path", [p for p in CONFIGS if p.stem.startswith("stars_")], ids=lambda p: p.stem)
-def test_stars_configs_follow_the_official_table(path):
-  config = _load(path)
-  dataset, recipe = path.stem.split("_")[1], path.stem.split("_")[-1]
+@pytest.mark.parametrize(
+  "spec",
+  [
+    "mamp.py",
+    "mamp.py:ntu60",
+    "stars.py:pku1_xsub_second",
+    "stars.py:ntu60_xsub_fourth",
+    "linear.py:ntu60_xset",
+    "finetune.py:pku2_xsub_from_kinetics",
+    "synthetic.py:fast",
+  ],
+)
+def test_bad_config_argument_names_the_file_and_choices(spec):
+  with pytest.raises(ValueError, match=r"configs/\w+\.py|choose one of"):
+    _load(spec)
+
+
+@pytest.mark.parametrize("name", SPLITS)
+def test_mamp_recipes_follow_the_official_table(name):
+  """SPEC §3.2: AdamW (0.9, 0.95), wd 0.05 without 1-D / biases, lr 1e-3 -> 5e-4 over 400 epochs, warmup 20,
+  batch 128, mask 90 %; decoder depth 3 (NTU-60) or 5, tau 0.75 (NTU-120) or 0.80."""
+  config = _load(f"mamp.py:{name}")
+  g = config.pretrain
+  assert (g.batch_size, g.epochs, g.schedule.warmup_epochs, g.optim.lr, g.schedule.min_lr) == (128, 400, 20, 1e-3, 5e-4)
+  assert (g.optim.name, g.optim.b1, g.optim.b2, g.optim.weight_decay, g.optim.decay_groups) == (
+    "adamw",
+    0.9,
+    0.95,
+    0.05,
+    "no_1d",
+  )
+  assert (g.optim.layer_decay, g.optim.clip, g.schedule.name) == (1.0, "none", "warmup_cosine")
+  assert g.masking.mask_ratio == 0.9 and g.masking.tau == (0.75 if name.startswith("ntu120") else 0.80)
+  assert config.model.decoder_depth == (3 if name.startswith("ntu60") else 5)
+  assert config.data.path == f"data/{recipes.NPZ_FILES[tuple(name.split('_'))]}"
+
+
+@pytest.mark.parametrize("name", STARS_SPLITS)
+@pytest.mark.parametrize("recipe", ["second", "third", "merged"])
+def test_stars_configs_follow_the_official_table(name, recipe):
+  config = _load(f"stars.py:{name}_{recipe}")
+  dataset = name.split("_")[0]
   s = config.stars
   assert s.recipe == recipe and s.epochs == (20 if recipe == "second" else 10)
   assert s.optim.layer_decay == {"ntu60": 0.45, "ntu120": 0.40, "pku2": 0.35}[dataset]
   assert s.optim.lr == (1e-4 if dataset == "pku2" else 1e-3)
   assert (s.batch_size, s.queue.size, s.temperature, s.head_hidden_dim) == (128, 32768, 0.07, 4096)
-  assert (s.optim.weight_decay, s.optim.clip, s.optim.clip_norm, s.optim.schedule) == (
-      0.01, "per_tensor", 3.0, "constant")
+  assert (s.optim.weight_decay, s.optim.clip, s.optim.clip_norm, s.schedule.name) == (
+    0.01,
+    "per_tensor",
+    3.0,
+    "constant",
+  )
   assert tuple(s.monitor.ks) == (10, 20, 40) and s.monitor.temperature == 0.1
-  assert s.init.endswith("best" if recipe == "third" else "checkpoints")
-  assert tune.first_tuned_layer(recipe, config.model.depth) == {"second": 10, "third": 5, "merged": 5}[recipe]
+  assert s.init == (f"runs/stars_{name}_second/best" if recipe == "third" else f"runs/mamp_{name}/checkpoints")
+  assert factory.first_tuned_layer(recipe, config.model.depth) == {"second": 10, "third": 5, "merged": 5}[recipe]
+  assert not config.data.random_rot  # stage 2 trains without augmentation (SPEC §1.7)
 
 
-OFFICIAL_DOWNSTREAM = [p for p in CONFIGS if p.stem.startswith(("linear_", "finetune_", "semi_", "transfer_"))
-                       and not p.stem.endswith("_synthetic")]
+@pytest.mark.parametrize("name", SPLITS)
+def test_linear_configs_follow_the_official_recipe(name):
+  c = _load(f"linear.py:{name}").linear  # SPEC §3.3
+  assert (
+    c.epochs,
+    c.optim.name,
+    c.optim.momentum,
+    c.optim.weight_decay,
+    c.schedule.min_lr,
+    c.schedule.warmup_epochs,
+    c.mode,
+  ) == (100, "sgd", 0.9, 0.0, 0.0, 0, "full")
+  assert (c.batch_size, c.optim.lr) == ((32, 0.01) if "pku2" in name else (128 if "pku1" in name else 256, 0.1))
+  # including the official class-count slips (SPEC §7.12)
+  assert c.num_classes == (120 if name == "ntu60_xview" or "ntu120" in name else 60)
+  assert c.init == f"runs/mamp_{name}/checkpoints"
 
 
-@pytest.mark.parametrize("path", OFFICIAL_DOWNSTREAM, ids=lambda p: p.stem)
-def test_downstream_configs_follow_the_official_recipes(path):
-  config = _load(path)
-  if config.stage == "linear":  # SPEC §3.3
-    c = config.linear
-    assert (c.epochs, c.momentum, c.weight_decay, c.min_lr, c.warmup_epochs, c.mode) == (100, 0.9, 0.0, 0.0, 0, "full")
-    assert (c.batch_size, c.lr) == ((32, 0.01) if "pku2" in path.stem else (128 if "pku1" in path.stem else 256, 0.1))
-    assert c.num_classes == (120 if path.stem in ("linear_ntu60_xview",) or "ntu120" in path.stem
-                             else 60)  # including the official class-count slips (SPEC §7.12)
-  else:  # SPEC §3.4-3.6
-    c = config.finetune
-    assert (c.epochs, c.warmup_epochs, c.batch_size, c.lr, c.min_lr, c.layer_decay) == (100, 5, 48, 3e-4, 1e-5, 0.8)
-    assert (c.drop_path, c.dropout, c.label_smoothing, c.weight_decay, c.b2) == (0.3, 0.3, 0.1, 0.05, 0.999)
-    assert c.data_ratio == {"semi_ntu60_xsub_1": 0.01, "semi_ntu60_xview_1": 0.01, "semi_ntu60_xsub_10": 0.1,
-                            "semi_ntu60_xview_10": 0.1}.get(path.stem, 1.0)
-    if path.stem.startswith("transfer_"):
-      assert config.data.path.endswith("PKUv2_XSub.npz") and c.num_classes == 51
-      assert c.init == f"runs/mamp_{path.stem.split('_from_')[1]}_xsub/checkpoints"
+@pytest.mark.parametrize("spec", [s for s in SPECS if s.startswith("finetune.py:")])
+def test_finetune_configs_follow_the_official_recipe(spec):
+  config = _load(spec)
+  c = config.finetune  # SPEC §3.4-3.6
+  assert (c.epochs, c.schedule.warmup_epochs, c.batch_size, c.optim.lr, c.schedule.min_lr, c.optim.layer_decay) == (
+    100,
+    5,
+    48,
+    3e-4,
+    1e-5,
+    0.8,
+  )
+  assert (c.drop_path, c.dropout, c.label_smoothing, c.optim.weight_decay, c.optim.b2) == (0.3, 0.3, 0.1, 0.05, 0.999)
+  arg = spec.split(":")[1]
+  assert c.data_ratio == {"semi1": 0.01, "semi10": 0.1}.get(arg.rsplit("_", 1)[1], 1.0)
+  if "_from_" in arg:
+    assert config.data.path.endswith("PKUv2_XSub.npz") and c.num_classes == 51
+    assert c.init == f"runs/mamp_{arg.split('_from_')[1]}_xsub/checkpoints"
 
 
-def test_synthetic_finetune_reuses_the_main_jobs_data_and_model():
-  configs = {p.stem: p for p in CONFIGS}
-  finetune, main = _load(configs["finetune_synthetic"]), _load(configs["synthetic"])
-  assert finetune.stage == "finetune" and finetune.finetune.init == ""
-  assert finetune.data.to_dict() == main.data.to_dict() and finetune.model.to_dict() == main.model.to_dict()
-  assert finetune.seed == main.seed
+def test_synthetic_variants_share_the_main_jobs_data_and_model():
+  main = _load("synthetic.py")
+  for variant in ("finetune", "evaluate"):
+    config = _load(f"synthetic.py:{variant}")
+    assert config.stage == variant
+    assert config.data.to_dict() == main.data.to_dict() and config.model.to_dict() == main.model.to_dict()
+    assert config.seed == main.seed
+  assert _load("synthetic.py:finetune").finetune.init == "runs/synthetic/stage1/checkpoints"
+
+
+def test_fewshot_config_holds_out_the_novel_ntu120_actions():
+  config = _load("evaluate.py:fewshot_ntu120")
+  assert tuple(config.data.held_out_classes) == recipes.NTU120_STARS_NOVEL == tuple(range(60, 120))
+  assert config.evaluate.stage1 == "runs/mamp_ntu60_xsub/checkpoints"
+
+
+def test_held_out_classes_spread_over_the_range():
+  assert recipes.held_out_classes(10, 3) == (3, 6, 9)
+  assert recipes.held_out_classes(15, 3) == (4, 9, 14)
+  with pytest.raises(ValueError):
+    recipes.held_out_classes(3, 3)

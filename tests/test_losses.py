@@ -1,4 +1,5 @@
 """Motion target, per-token normalisation and the masked MSE against numpy formulas (SPEC §2.6–2.7)."""
+
 import jax.numpy as jnp
 import numpy as np
 
@@ -34,12 +35,10 @@ def test_masked_mse_counts_masked_tokens_only():
   mask = np.array([[1, 0, 0, 1, 0, 0], [0, 0, 1, 0, 0, 0]], np.float32)
   per_token = ((pred - target) ** 2).mean(-1)
   want = (per_token * mask).sum() / 3
-  got = float(losses.masked_mse(jnp.asarray(pred, jnp.float32), jnp.asarray(target, jnp.float32),
-                                jnp.asarray(mask)))
+  got = float(losses.masked_mse(jnp.asarray(pred, jnp.float32), jnp.asarray(target, jnp.float32), jnp.asarray(mask)))
   np.testing.assert_allclose(got, want, rtol=1e-5)
   # Changing a visible token's prediction does not change the loss.
   pred2 = pred.copy()
   pred2[0, 1] += 100.0
-  got2 = float(losses.masked_mse(jnp.asarray(pred2, jnp.float32), jnp.asarray(target, jnp.float32),
-                                 jnp.asarray(mask)))
+  got2 = float(losses.masked_mse(jnp.asarray(pred2, jnp.float32), jnp.asarray(target, jnp.float32), jnp.asarray(mask)))
   np.testing.assert_allclose(got2, got, rtol=1e-6)

@@ -1,4 +1,5 @@
 """Masking: counts, motion bias, the degenerate absent-person case, and precomputed keep-indices."""
+
 import jax
 import jax.numpy as jnp
 import numpy as np

@@ -1,4 +1,5 @@
 """The NNCLR loss (SPEC §4.5) against numpy: value, gradient and the uniform-logits limit."""
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -36,8 +37,7 @@ def test_gradient_matches_analytic_softmax_gradient_and_finite_differences():
   rng = np.random.default_rng(1)
   b = 8
   p, n = _unit(rng, b, 6), _unit(rng, b, 6)
-  grad = np.asarray(jax.grad(losses.nnclr_loss)(jnp.asarray(p, jnp.float32), jnp.asarray(n, jnp.float32),
-                                                TEMPERATURE))
+  grad = np.asarray(jax.grad(losses.nnclr_loss)(jnp.asarray(p, jnp.float32), jnp.asarray(n, jnp.float32), TEMPERATURE))
   logits = n @ p.T / TEMPERATURE
   soft = np.exp(logits - logits.max(axis=1, keepdims=True))
   soft /= soft.sum(axis=1, keepdims=True)

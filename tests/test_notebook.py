@@ -1,4 +1,5 @@
 """notebooks/quickstart.ipynb runs top to bottom (shell and magic lines skipped), so it cannot rot."""
+
 import json
 import pathlib
 
@@ -9,6 +10,7 @@ def test_quickstart_notebook_executes(monkeypatch, tmp_path):
   import tempfile
 
   import matplotlib
+
   matplotlib.use("Agg")  # plt.show() is a no-op
   notebook = json.loads((ROOT / "notebooks" / "quickstart.ipynb").read_text())
   monkeypatch.chdir(ROOT)

@@ -1,12 +1,14 @@
 """The NNCLR support queue (SPEC §4.2, §4.5): ring buffer, own-id exclusion, neighbour lookup, sharding."""
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from jax.sharding import NamedSharding, PartitionSpec as P
+from jax.sharding import NamedSharding
+from jax.sharding import PartitionSpec as P
 
 from stars_jax import support_queue as sq
-from stars_jax.train.sharding import make_mesh
+from stars_jax.sharding import make_mesh
 
 
 def _unit(rng, n, d):
@@ -117,7 +119,7 @@ def test_own_id_is_excluded_with_similarity_minus_one():
   queue = sq.init(jax.random.PRNGKey(3), 8, 6)
   z = _unit(rng, 3, 6)
   queue = sq.enqueue(queue, jnp.asarray(z), jnp.array([5, 6, 7]))  # rows 0..2 hold the samples themselves
-  queue = sq.enqueue(queue, jnp.asarray(z[:1]), jnp.array([5]))     # sample 5 stored twice (rows 0 and 3)
+  queue = sq.enqueue(queue, jnp.asarray(z[:1]), jnp.array([5]))  # sample 5 stored twice (rows 0 and 3)
   sims = np.asarray(sq.similarities(queue, jnp.asarray(z), jnp.array([5, 6, 7])))
   assert sims[0, 0] == sims[0, 3] == sims[1, 1] == sims[2, 2] == sq.EXCLUDED_SIMILARITY == -1.0
   np.testing.assert_allclose(sims[0, 1], z[0] @ z[1], rtol=1e-5)  # other samples' rows are plain cosines
@@ -146,9 +148,14 @@ def test_topk_neighbour_is_a_random_one_of_the_k_most_similar():
   z, ids = _unit(rng, 4, 8), np.array([1, 2, 30, 31])
   z[0] = np.asarray(queue.embeddings)[1]  # its own row would be the most similar
   top3 = np.argsort(-_reference_sims(queue, z, ids), axis=1)[:, :3]
-  picked = np.stack([_row_index(queue, sq.nearest_neighbours(queue, jnp.asarray(z), jnp.asarray(ids), topk=3,
-                                                             key=jax.random.PRNGKey(s)))
-                     for s in range(24)])  # (draws, B)
+  picked = np.stack(
+    [
+      _row_index(
+        queue, sq.nearest_neighbours(queue, jnp.asarray(z), jnp.asarray(ids), topk=3, key=jax.random.PRNGKey(s))
+      )
+      for s in range(24)
+    ]
+  )  # (draws, B)
   for b in range(4):
     assert set(picked[:, b]) <= set(top3[b])
     assert len(set(picked[:, b])) > 1  # actually random among the k
@@ -165,8 +172,11 @@ def test_queue_sharded_over_devices_matches_unsharded():
   rng = np.random.default_rng(6)
   queue = sq.init(jax.random.PRNGKey(6), 16, 4)
   rows = NamedSharding(mesh, P("data"))
-  sharded = sq.SupportQueue(jax.device_put(queue.embeddings, rows), jax.device_put(queue.ids, rows),
-                            jax.device_put(queue.ptr, NamedSharding(mesh, P())))
+  sharded = sq.SupportQueue(
+    jax.device_put(queue.embeddings, rows),
+    jax.device_put(queue.ids, rows),
+    jax.device_put(queue.ptr, NamedSharding(mesh, P())),
+  )
   assert len(sharded.embeddings.sharding.device_set) == 8
 
   @jax.jit

@@ -5,12 +5,13 @@ y_train (N, C) one-hot, x_test, y_test. `np.load(path, mmap_mode='r')` does not 
 members (it reads a whole member on access), so we locate each uncompressed member inside the zip
 and map it directly.
 """
+
 import dataclasses
 import errno
 import pathlib
 import struct
 import zipfile
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 from numpy.lib import format as npy_format
@@ -65,8 +66,9 @@ def memmap_member(path: str | pathlib.Path, key: str) -> np.ndarray:
     raise NpzFormatError(f"{path}: not an npz (zip) file: {e}") from e
   if info.compress_type != zipfile.ZIP_STORED:
     raise NpzFormatError(
-        f"{path}: member {member!r} is compressed and cannot be memory-mapped; write the file with "
-        "np.savez, not np.savez_compressed")
+      f"{path}: member {member!r} is compressed and cannot be memory-mapped; write the file with "
+      "np.savez, not np.savez_compressed"
+    )
   with open(path, "rb") as f:
     f.seek(info.header_offset)
     fields = _LOCAL_HEADER.unpack(f.read(_LOCAL_HEADER.size))
@@ -91,8 +93,7 @@ def memmap_member(path: str | pathlib.Path, key: str) -> np.ndarray:
     empty = np.empty(shape, dtype)
     empty.flags.writeable = False
     return empty
-  return np.memmap(path, dtype=dtype, mode="r", offset=offset, shape=shape,
-                   order="F" if fortran_order else "C")
+  return np.memmap(path, dtype=dtype, mode="r", offset=offset, shape=shape, order="F" if fortran_order else "C")
 
 
 def open_split(path: str | pathlib.Path, split: str) -> SkeletonSplit:
@@ -107,8 +108,9 @@ def open_split(path: str | pathlib.Path, split: str) -> SkeletonSplit:
   x = memmap_member(path, x_key)
   if x.ndim != 3 or x.shape[-1] != FRAME_WIDTH:
     raise NpzFormatError(
-        f"{path}: {x_key!r} has shape {x.shape}; expected (N, T, {FRAME_WIDTH}) with "
-        f"{FRAME_WIDTH} = {NUM_PERSONS} persons x {NUM_JOINTS} joints x {NUM_COORDS} coords")
+      f"{path}: {x_key!r} has shape {x.shape}; expected (N, T, {FRAME_WIDTH}) with "
+      f"{FRAME_WIDTH} = {NUM_PERSONS} persons x {NUM_JOINTS} joints x {NUM_COORDS} coords"
+    )
   if x.dtype != np.float32:
     raise NpzFormatError(f"{path}: {x_key!r} has dtype {x.dtype}; expected float32")
 
@@ -116,14 +118,13 @@ def open_split(path: str | pathlib.Path, split: str) -> SkeletonSplit:
   if y.ndim != 2:
     raise NpzFormatError(f"{path}: {y_key!r} has shape {y.shape}; expected one-hot rows (N, C)")
   if y.shape[0] != x.shape[0]:
-    raise NpzFormatError(
-        f"{path}: {y_key!r} has {y.shape[0]} labels but {x_key!r} has {x.shape[0]} samples")
+    raise NpzFormatError(f"{path}: {y_key!r} has {y.shape[0]} labels but {x_key!r} has {x.shape[0]} samples")
   one_hot = ((y == 0) | (y == 1)).all(axis=1) & ((y == 1).sum(axis=1) == 1)  # (N,)
   if not one_hot.all():
     bad = int(np.argmin(one_hot))
     raise NpzFormatError(
-        f"{path}: {y_key!r} row {bad} (sample {bad}) is not one-hot: nonzero at columns "
-        f"{np.flatnonzero(y[bad]).tolist()}")
+      f"{path}: {y_key!r} row {bad} (sample {bad}) is not one-hot: nonzero at columns {np.flatnonzero(y[bad]).tolist()}"
+    )
   labels = y.argmax(axis=1).astype(np.int32)  # (N,)
   labels.flags.writeable = False
   return SkeletonSplit(path=path, split=split, x=x, labels=labels, num_classes=int(y.shape[1]))

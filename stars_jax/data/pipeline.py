@@ -5,6 +5,7 @@ are defined by random access on a global element stream: global batch i holds st
 [i B, (i + 1) B), and host p of P takes the contiguous slice [p B/P, (p + 1) B/P) of every global
 batch, so the global batch sequence does not depend on the number of hosts.
 """
+
 import functools
 import logging
 import sys
@@ -31,13 +32,13 @@ def _host_batch_size(global_batch_size: int, process_index: int, process_count: 
   if process_count <= 0 or not 0 <= process_index < process_count:
     raise ValueError(f"invalid process_index {process_index} for process_count {process_count}")
   if global_batch_size <= 0 or global_batch_size % process_count:
-    raise ValueError(f"global_batch_size {global_batch_size} must be a positive multiple of "
-                     f"process_count {process_count}")
+    raise ValueError(
+      f"global_batch_size {global_batch_size} must be a positive multiple of process_count {process_count}"
+    )
   return global_batch_size // process_count
 
 
-def _global_position(local: int, global_batch_size: int, host_batch: int,
-                     process_index: int) -> int:
+def _global_position(local: int, global_batch_size: int, host_batch: int, process_index: int) -> int:
   """Stream position of this host's `local`-th element: its slice of global batch local // (B/P)."""
   step, offset = divmod(local, host_batch)
   return step * global_batch_size + process_index * host_batch + offset
@@ -46,9 +47,9 @@ def _global_position(local: int, global_batch_size: int, host_batch: int,
 def _read_record(split: SkeletonSplit, index: int) -> dict[str, np.ndarray]:
   """One raw sample copied out of the memmap."""
   return {
-      "x": np.array(split.x[index], dtype=np.float32),  # (T, 150)
-      "label": np.int32(split.labels[index]),
-      "index": np.int32(index),
+    "x": np.array(split.x[index], dtype=np.float32),  # (T, 150)
+    "label": np.int32(split.labels[index]),
+    "index": np.int32(index),
   }
 
 
@@ -76,8 +77,7 @@ class ResumableIterator(Iterator[dict[str, np.ndarray]]):
   Its position is the global step; `get_state()`/`set_state()` save and restore it.
   """
 
-  def __init__(self, dataset: grain.MapDataset, read_options: grain.ReadOptions,
-               config: dict[str, int]):
+  def __init__(self, dataset: grain.MapDataset, read_options: grain.ReadOptions, config: dict[str, int]):
     self._dataset = dataset
     self._read_options = read_options
     self._config = config
@@ -123,9 +123,16 @@ class ResumableIterator(Iterator[dict[str, np.ndarray]]):
       close()
 
 
-def train_iterator(split: SkeletonSplit, *, global_batch_size: int, seed: int,
-                   process_index: int = 0, process_count: int = 1, num_threads: int = 2,
-                   prefetch: int = 4) -> ResumableIterator:
+def train_iterator(
+  split: SkeletonSplit,
+  *,
+  global_batch_size: int,
+  seed: int,
+  process_index: int = 0,
+  process_count: int = 1,
+  num_threads: int = 2,
+  prefetch: int = 4,
+) -> ResumableIterator:
   """Shuffled (per epoch, from (seed, epoch)), drop_last, infinite training batches for this host.
 
   Yields {'x': (B/P, T, 150) float32, 'label': (B/P,) int32, 'index': (B/P,) int32}.
@@ -134,8 +141,9 @@ def train_iterator(split: SkeletonSplit, *, global_batch_size: int, seed: int,
   num_samples = len(split)
   epoch_steps = steps_per_epoch(num_samples, global_batch_size)
   if epoch_steps == 0:
-    raise ValueError(f"{split.path} ({split.split}): {num_samples} samples is fewer than one "
-                     f"global batch of {global_batch_size}")
+    raise ValueError(
+      f"{split.path} ({split.split}): {num_samples} samples is fewer than one global batch of {global_batch_size}"
+    )
   epoch_size = epoch_steps * global_batch_size
   permutation = _EpochPermutations(seed, num_samples)
 
@@ -145,21 +153,30 @@ def train_iterator(split: SkeletonSplit, *, global_batch_size: int, seed: int,
     return _read_record(split, int(permutation(epoch)[offset]))
 
   max_steps = sys.maxsize // global_batch_size  # "infinite"
-  dataset = (grain.MapDataset.range(max_steps * host_batch)
-             .map(load)
-             .batch(host_batch, drop_remainder=True))
-  logging.info("train pipeline: %d samples, %d steps/epoch, host %d/%d gets %d of %d per step",
-               num_samples, epoch_steps, process_index, process_count, host_batch,
-               global_batch_size)
-  config = {"seed": int(seed), "global_batch_size": int(global_batch_size),
-            "num_samples": num_samples}
+  dataset = grain.MapDataset.range(max_steps * host_batch).map(load).batch(host_batch, drop_remainder=True)
+  logging.info(
+    "train pipeline: %d samples, %d steps/epoch, host %d/%d gets %d of %d per step",
+    num_samples,
+    epoch_steps,
+    process_index,
+    process_count,
+    host_batch,
+    global_batch_size,
+  )
+  config = {"seed": int(seed), "global_batch_size": int(global_batch_size), "num_samples": num_samples}
   read_options = grain.ReadOptions(num_threads=num_threads, prefetch_buffer_size=prefetch)
   return ResumableIterator(dataset, read_options, config)
 
 
-def eval_batches(split: SkeletonSplit, *, global_batch_size: int, process_index: int = 0,
-                 process_count: int = 1, num_threads: int = 2,
-                 prefetch: int = 4) -> Iterator[dict[str, np.ndarray]]:
+def eval_batches(
+  split: SkeletonSplit,
+  *,
+  global_batch_size: int,
+  process_index: int = 0,
+  process_count: int = 1,
+  num_threads: int = 2,
+  prefetch: int = 4,
+) -> Iterator[dict[str, np.ndarray]]:
   """Every sample exactly once, in order; the last global batch is padded to full size.
 
   Yields the train keys plus 'valid': (B/P,) bool marking real samples; padding rows have
@@ -168,8 +185,7 @@ def eval_batches(split: SkeletonSplit, *, global_batch_size: int, process_index:
   host_batch = _host_batch_size(global_batch_size, process_index, process_count)
   num_samples = len(split)
   num_batches = -(-num_samples // global_batch_size)
-  pad = {"x": np.zeros(split.x.shape[1:], np.float32), "label": np.int32(-1),
-         "index": np.int32(-1)}
+  pad = {"x": np.zeros(split.x.shape[1:], np.float32), "label": np.int32(-1), "index": np.int32(-1)}
 
   def load(local: int) -> dict[str, np.ndarray]:
     position = _global_position(local, global_batch_size, host_batch, process_index)
@@ -177,8 +193,6 @@ def eval_batches(split: SkeletonSplit, *, global_batch_size: int, process_index:
       return {**pad, "valid": np.bool_(False)}
     return {**_read_record(split, position), "valid": np.bool_(True)}
 
-  dataset = (grain.MapDataset.range(num_batches * host_batch)
-             .map(load)
-             .batch(host_batch, drop_remainder=True))
+  dataset = grain.MapDataset.range(num_batches * host_batch).map(load).batch(host_batch, drop_remainder=True)
   read_options = grain.ReadOptions(num_threads=num_threads, prefetch_buffer_size=prefetch)
   return iter(dataset.to_iter_dataset(read_options))

@@ -11,6 +11,7 @@ split by subject / by camera. Every camera records the same performance, as in N
 What it is not: a benchmark. It is a stand-in for NTU so the whole pipeline (reader, feeders, pretraining,
 probes) runs on a laptop in minutes; accuracies on it say nothing about accuracies on NTU.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -18,12 +19,13 @@ import json
 import logging
 import os
 import pathlib
-import tempfile
 import time
-from typing import BinaryIO, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import BinaryIO
 
 import numpy as np
 
+from stars_jax import io
 from stars_jax.data import synthetic_motions as motions
 from stars_jax.data import synthetic_skeleton as skeleton
 
@@ -42,9 +44,61 @@ _FACING_DEG = 40.0  # the performer's facing varies by up to this much around th
 _LEFT_HANDED_PROB = 0.25  # left-handed subjects mirror one-person actions ...
 _OTHER_HAND_PROB = 0.15  # ... and anyone uses the other side now and then
 # NTU-120 XSub training subjects (SPEC §1.4; the first 20 are NTU-60's): 6 of subjects 1..10.
-_NTU_TRAIN_SUBJECTS = (1, 2, 4, 5, 8, 9, 13, 14, 15, 16, 17, 18, 19, 25, 27, 28, 31, 34, 35, 38, 45, 46, 47,
-                       49, 50, 52, 53, 54, 55, 56, 57, 58, 59, 70, 74, 78, 80, 81, 82, 83, 84, 85, 86, 89,
-                       91, 92, 93, 94, 95, 97, 98, 100, 103)
+_NTU_TRAIN_SUBJECTS = (
+  1,
+  2,
+  4,
+  5,
+  8,
+  9,
+  13,
+  14,
+  15,
+  16,
+  17,
+  18,
+  19,
+  25,
+  27,
+  28,
+  31,
+  34,
+  35,
+  38,
+  45,
+  46,
+  47,
+  49,
+  50,
+  52,
+  53,
+  54,
+  55,
+  56,
+  57,
+  58,
+  59,
+  70,
+  74,
+  78,
+  80,
+  81,
+  82,
+  83,
+  84,
+  85,
+  86,
+  89,
+  91,
+  92,
+  93,
+  94,
+  95,
+  97,
+  98,
+  100,
+  103,
+)
 # Independent random streams, each seeded by (seed, stream, ids...) so samples do not depend on the order.
 _SUBJECT_STREAM, _PARTNER_STREAM, _CAMERA_STREAM, _PERFORMANCE_STREAM, _SENSOR_STREAM = range(5)
 
@@ -71,8 +125,10 @@ class SyntheticSpec:
   def xview_cameras(self) -> tuple[tuple[int, ...], tuple[int, ...]]:
     """(train, test) camera ids."""
     cameras = range(1, self.num_cameras + 1)
-    return (tuple(c for c in self.train_cameras if c in cameras),
-            tuple(c for c in cameras if c not in self.train_cameras))
+    return (
+      tuple(c for c in self.train_cameras if c in cameras),
+      tuple(c for c in cameras if c not in self.train_cameras),
+    )
 
   def validate(self, splits: bool = True) -> None:
     """Raises ValueError for settings the generator (and, with `splits`, the split writer) cannot honour."""
@@ -104,9 +160,13 @@ def _subject(rng: np.random.Generator) -> _Subject:
   """Body size (overall +-10 %, each bone group +-5 %), stance and movement style of one person."""
   size = rng.uniform(0.9, 1.1)
   scales = {g: size * rng.uniform(0.95, 1.05) for g in skeleton.BONE_GROUPS}
-  return _Subject(skeleton.rest_offsets(scales), motions.random_posture(rng),
-                  amp=rng.uniform(0.8, 1.2), tempo=rng.uniform(0.8, 1.25),
-                  left_handed=bool(rng.random() < _LEFT_HANDED_PROB))
+  return _Subject(
+    skeleton.rest_offsets(scales),
+    motions.random_posture(rng),
+    amp=rng.uniform(0.8, 1.2),
+    tempo=rng.uniform(0.8, 1.25),
+    left_handed=bool(rng.random() < _LEFT_HANDED_PROB),
+  )
 
 
 def _rot_y(angle: float) -> np.ndarray:
@@ -131,8 +191,15 @@ def _perform(spec: SyntheticSpec, subject: _Subject, subject_id: int, rep: int, 
   u = u - rng.uniform(-0.6, 0.6) * np.sin(2 * np.pi * u) / (2 * np.pi)  # monotone time warp, fixed ends
   seconds = (length - lead - tail) / motions.FPS
   distance = rng.uniform(*action.distance) if action.two_person else 0.0
-  ctx = motions.Ctx(u=u, t=u * seconds, seconds=seconds, rate=1.0 / (subject.tempo * speed),
-                    amp=subject.amp * rng.uniform(0.8, 1.2), distance=distance, rng=rng)
+  ctx = motions.Ctx(
+    u=u,
+    t=u * seconds,
+    seconds=seconds,
+    rate=1.0 / (subject.tempo * speed),
+    amp=subject.amp * rng.uniform(0.8, 1.2),
+    distance=distance,
+    rng=rng,
+  )
   people = [skeleton.Controls(length) for _ in range(1 + action.two_person)]
   action.animate(ctx, people[0], people[1] if action.two_person else None)
   if not action.two_person and (rng.random() < _OTHER_HAND_PROB) != subject.left_handed:
@@ -143,8 +210,10 @@ def _perform(spec: SyntheticSpec, subject: _Subject, subject_id: int, rep: int, 
   if action.two_person:
     facing += rng.choice([-1, 1]) * rng.uniform(45, 90) * skeleton.DEG
   partner = _subject(_rng(spec.seed, _PARTNER_STREAM, subject_id, rep, label))  # an unlabelled performer
-  placements = ((subject, facing, np.zeros(3)),
-                (partner, facing + np.pi + rng.uniform(-10, 10) * skeleton.DEG, distance * _rot_y(facing)[:, 2]))
+  placements = (
+    (subject, facing, np.zeros(3)),
+    (partner, facing + np.pi + rng.uniform(-10, 10) * skeleton.DEG, distance * _rot_y(facing)[:, 2]),
+  )
   for m, (controls, (body, yaw, position)) in enumerate(zip(people, placements)):
     motions.add_idle(controls, body.posture, frames / motions.FPS + rng.uniform(0, 10), rng)
     joints = skeleton.forward_kinematics(controls, body.offsets)  # (L, V, C)
@@ -179,7 +248,7 @@ def _record(spec: SyntheticSpec, scene: np.ndarray, camera: int, ids: tuple[int,
   if rng.random() < _GLITCH_PROB:
     for _ in range(rng.integers(1, 4)):
       start, joint = rng.integers(len(x)), rng.integers(skeleton.NUM_JOINTS)
-      x[start:start + rng.integers(1, 5), 0, joint] += rng.normal(0, 0.06, 3)
+      x[start : start + rng.integers(1, 5), 0, joint] += rng.normal(0, 0.06, 3)
   x = x - x[0, 0, skeleton.SPINE_MID]  # SPEC §1.4 centring: actor 1's spine-middle at its first frame
   return np.nan_to_num(x, nan=0.0)
 
@@ -213,10 +282,16 @@ def generate(spec: SyntheticSpec) -> dict[str, np.ndarray]:
           i = row[camera, subject, rep, action]
           view = _record(spec, scene, camera, (subject, rep, action - 1))  # (L, M, V, C)
           lengths[i] = len(view)
-          x[i, :len(view)] = view.reshape(len(view), -1)  # index = m*75 + v*3 + c
+          x[i, : len(view)] = view.reshape(len(view), -1)  # index = m*75 + v*3 + c
   columns = np.array(ids, np.int64).T
-  return {"x": x, "label": columns[3] - 1, "subject": columns[1], "camera": columns[0],
-          "repetition": columns[2], "length": lengths}
+  return {
+    "x": x,
+    "label": columns[3] - 1,
+    "subject": columns[1],
+    "camera": columns[0],
+    "repetition": columns[2],
+    "length": lengths,
+  }
 
 
 def _split_indices(groups: np.ndarray, train: tuple[int, ...], test: tuple[int, ...]) -> tuple[np.ndarray, ...]:
@@ -225,18 +300,11 @@ def _split_indices(groups: np.ndarray, train: tuple[int, ...], test: tuple[int, 
 
 
 def _atomic_write(path: pathlib.Path, write: Callable[[BinaryIO], object]) -> None:
-  """Calls write(file) on a temporary file beside `path`, then renames it over `path`."""
-  fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-  try:
-    with os.fdopen(fd, "wb") as f:
-      write(f)
-      f.flush()
-      os.fsync(f.fileno())
-    os.chmod(tmp, 0o644)  # mkstemp creates 0600
-    os.replace(tmp, path)
-  except BaseException:
-    pathlib.Path(tmp).unlink(missing_ok=True)
-    raise
+  """Calls write(file) on a temporary file beside `path`, flushed to disk, then renamed over `path`."""
+  with io.atomic_path(path) as tmp, open(tmp, "wb") as f:
+    write(f)
+    f.flush()
+    os.fsync(f.fileno())
 
 
 def write_splits(spec: SyntheticSpec, out_dir: str | os.PathLike) -> dict[str, pathlib.Path]:
@@ -247,8 +315,10 @@ def write_splits(spec: SyntheticSpec, out_dir: str | os.PathLike) -> dict[str, p
   out_dir = pathlib.Path(out_dir)
   out_dir.mkdir(parents=True, exist_ok=True)
   onehot = np.eye(spec.num_classes, dtype=np.float64)[data["label"]]  # (N, C)
-  splits = {"xsub": _split_indices(data["subject"], *spec.xsub_subjects()),
-            "xview": _split_indices(data["camera"], *spec.xview_cameras())}
+  splits = {
+    "xsub": _split_indices(data["subject"], *spec.xsub_subjects()),
+    "xview": _split_indices(data["camera"], *spec.xview_cameras()),
+  }
   paths = {}
   for name, (train, test) in splits.items():
     paths[name] = out_dir / _FILES[name]

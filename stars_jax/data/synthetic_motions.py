@@ -4,10 +4,11 @@ An action class adds joint-angle controls (`synthetic_skeleton.Controls`) to one
 interactions, as smooth functions of the action phase u in [0, 1]; timing and amplitude come from a `Ctx`
 drawn per performance, so one class covers a family of styles.
 """
+
 from __future__ import annotations
 
 import dataclasses
-from typing import Callable, Mapping
+from collections.abc import Callable, Mapping
 
 import numpy as np
 
@@ -35,11 +36,18 @@ def _pulse(u: np.ndarray, a: float, b: float) -> np.ndarray:
 
 def random_posture(rng: np.random.Generator) -> dict[str, float]:
   """A subject's habitual stance: constant offsets of a few controls (radians)."""
-  return {"spine_pitch": rng.uniform(-3, 6) * DEG, "neck_pitch": rng.uniform(-5, 10) * DEG,
-          "l_sh_abd": rng.uniform(4, 14) * DEG, "r_sh_abd": rng.uniform(4, 14) * DEG,
-          "l_elbow": rng.uniform(5, 25) * DEG, "r_elbow": rng.uniform(5, 25) * DEG,
-          "l_knee": rng.uniform(0, 8) * DEG, "r_knee": rng.uniform(0, 8) * DEG,
-          "l_hip_abd": rng.uniform(0, 6) * DEG, "r_hip_abd": rng.uniform(0, 6) * DEG}
+  return {
+    "spine_pitch": rng.uniform(-3, 6) * DEG,
+    "neck_pitch": rng.uniform(-5, 10) * DEG,
+    "l_sh_abd": rng.uniform(4, 14) * DEG,
+    "r_sh_abd": rng.uniform(4, 14) * DEG,
+    "l_elbow": rng.uniform(5, 25) * DEG,
+    "r_elbow": rng.uniform(5, 25) * DEG,
+    "l_knee": rng.uniform(0, 8) * DEG,
+    "r_knee": rng.uniform(0, 8) * DEG,
+    "l_hip_abd": rng.uniform(0, 6) * DEG,
+    "r_hip_abd": rng.uniform(0, 6) * DEG,
+  }
 
 
 def add_idle(c: Controls, posture: Mapping[str, float], t: np.ndarray, rng: np.random.Generator) -> None:
@@ -175,8 +183,12 @@ def kick(ctx: Ctx, a: Controls, b: Controls | None) -> None:
 def step_forward(ctx: Ctx, a: Controls, b: Controls | None) -> None:
   step = ctx.amp * ctx.rng.uniform(0.25, 0.45)
   a.add("root_z", step * (_ramp(ctx.u, 0.1, 0.45) - _ramp(ctx.u, 0.55, 0.9)))
-  for s, lead, window in (("r_", 1.0, (0.08, 0.35)), ("l_", 0.6, (0.28, 0.5)),
-                          ("r_", -0.5, (0.55, 0.77)), ("l_", -0.5, (0.7, 0.92))):
+  for s, lead, window in (
+    ("r_", 1.0, (0.08, 0.35)),
+    ("l_", 0.6, (0.28, 0.5)),
+    ("r_", -0.5, (0.55, 0.77)),
+    ("l_", -0.5, (0.7, 0.92)),
+  ):
     p = _pulse(ctx.u, *window)
     a.add(s + "hip_flex", lead * p * ctx.ang(20, 40))
     a.add(s + "knee", p * ctx.ang(30, 50))
@@ -336,26 +348,26 @@ class Action:
 
 # Fixed order mixing categories; the first num_classes are used (>= 2 interactions among the first 8).
 ACTIONS = (
-    Action("wave", 3.0, wave),
-    Action("kick", 2.0, kick),
-    Action("bow", 3.0, bow),
-    Action("handshake", 4.5, handshake, (1.2, 1.6)),
-    Action("raise right arm", 3.0, raise_arm),
-    Action("jump", 2.5, jump),
-    Action("walk in place", 4.0, walk_in_place),
-    Action("push", 3.0, push, (0.7, 0.9)),
-    Action("step forward", 3.5, step_forward),
-    Action("sit down", 3.0, sit_down),
-    Action("punch", 2.5, punch),
-    Action("hug", 5.0, hug, (1.1, 1.5)),
-    Action("clap", 3.0, clap),
-    Action("side bend", 4.0, side_bend),
-    Action("walk across", 5.0, walk_across),
-    Action("stand up", 3.0, stand_up),
-    Action("walk towards each other", 5.5, walk_towards, (2.0, 2.6)),
-    Action("raise both arms", 3.0, raise_both_arms),
-    Action("twist", 4.0, twist),
-    Action("squat", 4.0, squat),
-    Action("reach forward", 3.0, reach_forward),
-    Action("hop on one leg", 3.0, hop),
+  Action("wave", 3.0, wave),
+  Action("kick", 2.0, kick),
+  Action("bow", 3.0, bow),
+  Action("handshake", 4.5, handshake, (1.2, 1.6)),
+  Action("raise right arm", 3.0, raise_arm),
+  Action("jump", 2.5, jump),
+  Action("walk in place", 4.0, walk_in_place),
+  Action("push", 3.0, push, (0.7, 0.9)),
+  Action("step forward", 3.5, step_forward),
+  Action("sit down", 3.0, sit_down),
+  Action("punch", 2.5, punch),
+  Action("hug", 5.0, hug, (1.1, 1.5)),
+  Action("clap", 3.0, clap),
+  Action("side bend", 4.0, side_bend),
+  Action("walk across", 5.0, walk_across),
+  Action("stand up", 3.0, stand_up),
+  Action("walk towards each other", 5.5, walk_towards, (2.0, 2.6)),
+  Action("raise both arms", 3.0, raise_both_arms),
+  Action("twist", 4.0, twist),
+  Action("squat", 4.0, squat),
+  Action("reach forward", 3.0, reach_forward),
+  Action("hop on one leg", 3.0, hop),
 )

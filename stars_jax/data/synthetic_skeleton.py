@@ -3,9 +3,10 @@
 A person is posed by joint-angle *controls* (radians; one (T,) trajectory each, additive) through forward
 kinematics. Body frame: x = the person's left, y = up, z = forward; metres; the floor is y = 0.
 """
+
 from __future__ import annotations
 
-from typing import Mapping
+from collections.abc import Mapping
 
 import numpy as np
 
@@ -21,40 +22,72 @@ R_HIP, R_KNEE, R_ANKLE, R_FOOT = 16, 17, 18, 19
 SPINE_SHOULDER, L_HAND_TIP, L_THUMB, R_HAND_TIP, R_THUMB = 20, 21, 22, 23, 24
 
 # SPEC §1.1 bone pairs (child, parent), 0-based, without the (21, 21) self-loop. All are rigid here.
-BONES = ((0, 1), (1, 20), (2, 20), (3, 2), (4, 20), (5, 4), (6, 5), (7, 6), (8, 20), (9, 8), (10, 9),
-         (11, 10), (12, 0), (13, 12), (14, 13), (15, 14), (16, 0), (17, 16), (18, 17), (19, 18), (21, 22),
-         (22, 7), (23, 24), (24, 11))
+BONES = (
+  (0, 1),
+  (1, 20),
+  (2, 20),
+  (3, 2),
+  (4, 20),
+  (5, 4),
+  (6, 5),
+  (7, 6),
+  (8, 20),
+  (9, 8),
+  (10, 9),
+  (11, 10),
+  (12, 0),
+  (13, 12),
+  (14, 13),
+  (15, 14),
+  (16, 0),
+  (17, 16),
+  (18, 17),
+  (19, 18),
+  (21, 22),
+  (22, 7),
+  (23, 24),
+  (24, 11),
+)
 
 # Kinematic tree in topological order: (joint, parent, rest offset at scale 1, bone-length group).
 # Hand tip and thumb hang off the hand (the SPEC's tip->thumb pair stays rigid all the same).
 _AXIAL = (
-    (SPINE_MID, SPINE_BASE, (0.0, 0.27, 0.0), "spine"),
-    (SPINE_SHOULDER, SPINE_MID, (0.0, 0.22, -0.01), "spine"),
-    (NECK, SPINE_SHOULDER, (0.0, 0.07, 0.0), "neck"),
-    (HEAD, NECK, (0.0, 0.13, 0.02), "neck"),
+  (SPINE_MID, SPINE_BASE, (0.0, 0.27, 0.0), "spine"),
+  (SPINE_SHOULDER, SPINE_MID, (0.0, 0.22, -0.01), "spine"),
+  (NECK, SPINE_SHOULDER, (0.0, 0.07, 0.0), "neck"),
+  (HEAD, NECK, (0.0, 0.13, 0.02), "neck"),
 )
 _LEFT = (
-    (L_SHOULDER, SPINE_SHOULDER, (0.17, -0.03, -0.01), "shoulders"),
-    (L_ELBOW, L_SHOULDER, (0.03, -0.27, 0.0), "upper_arm"),
-    (L_WRIST, L_ELBOW, (0.0, -0.25, 0.01), "forearm"),
-    (L_HAND, L_WRIST, (0.0, -0.07, 0.0), "hand"),
-    (L_HAND_TIP, L_HAND, (0.0, -0.08, 0.01), "hand"),
-    (L_THUMB, L_HAND, (-0.02, -0.03, 0.04), "hand"),
-    (L_HIP, SPINE_BASE, (0.08, -0.06, 0.0), "hips"),
-    (L_KNEE, L_HIP, (0.0, -0.41, 0.01), "thigh"),
-    (L_ANKLE, L_KNEE, (0.0, -0.40, -0.02), "shin"),
-    (L_FOOT, L_ANKLE, (0.0, -0.05, 0.11), "foot"),
+  (L_SHOULDER, SPINE_SHOULDER, (0.17, -0.03, -0.01), "shoulders"),
+  (L_ELBOW, L_SHOULDER, (0.03, -0.27, 0.0), "upper_arm"),
+  (L_WRIST, L_ELBOW, (0.0, -0.25, 0.01), "forearm"),
+  (L_HAND, L_WRIST, (0.0, -0.07, 0.0), "hand"),
+  (L_HAND_TIP, L_HAND, (0.0, -0.08, 0.01), "hand"),
+  (L_THUMB, L_HAND, (-0.02, -0.03, 0.04), "hand"),
+  (L_HIP, SPINE_BASE, (0.08, -0.06, 0.0), "hips"),
+  (L_KNEE, L_HIP, (0.0, -0.41, 0.01), "thigh"),
+  (L_ANKLE, L_KNEE, (0.0, -0.40, -0.02), "shin"),
+  (L_FOOT, L_ANKLE, (0.0, -0.05, 0.11), "foot"),
 )
-_MIRROR = {SPINE_SHOULDER: SPINE_SHOULDER, SPINE_BASE: SPINE_BASE, L_SHOULDER: R_SHOULDER, L_ELBOW: R_ELBOW,
-           L_WRIST: R_WRIST, L_HAND: R_HAND, L_HAND_TIP: R_HAND_TIP, L_THUMB: R_THUMB, L_HIP: R_HIP,
-           L_KNEE: R_KNEE, L_ANKLE: R_ANKLE, L_FOOT: R_FOOT}
-_TREE = _AXIAL + _LEFT + tuple(
-    (_MIRROR[j], _MIRROR[p], (-o[0], o[1], o[2]), g) for j, p, o, g in _LEFT)
+_MIRROR = {
+  SPINE_SHOULDER: SPINE_SHOULDER,
+  SPINE_BASE: SPINE_BASE,
+  L_SHOULDER: R_SHOULDER,
+  L_ELBOW: R_ELBOW,
+  L_WRIST: R_WRIST,
+  L_HAND: R_HAND,
+  L_HAND_TIP: R_HAND_TIP,
+  L_THUMB: R_THUMB,
+  L_HIP: R_HIP,
+  L_KNEE: R_KNEE,
+  L_ANKLE: R_ANKLE,
+  L_FOOT: R_FOOT,
+}
+_TREE = _AXIAL + _LEFT + tuple((_MIRROR[j], _MIRROR[p], (-o[0], o[1], o[2]), g) for j, p, o, g in _LEFT)
 BONE_GROUPS = tuple(sorted({g for *_, g in _TREE}))
 _ANKLE_HEIGHT = 0.08  # ankle joint above the floor, metres
 
-_SIDE_CONTROLS = ("sh_flex", "sh_abd", "sh_hadd", "sh_twist", "elbow", "wrist", "hip_flex", "hip_abd",
-                  "knee", "ankle")
+_SIDE_CONTROLS = ("sh_flex", "sh_abd", "sh_hadd", "sh_twist", "elbow", "wrist", "hip_flex", "hip_abd", "knee", "ankle")
 _AXIAL_CONTROLS = ("yaw", "spine_pitch", "spine_roll", "spine_yaw", "neck_pitch")
 _ROOT_CONTROLS = ("root_x", "root_y", "root_z")
 _MIRROR_NEGATED = ("root_x", "yaw", "spine_roll", "spine_yaw")
@@ -115,16 +148,21 @@ def _rot(axis: int, angle: np.ndarray) -> np.ndarray:
 def _local_rotations(c: Controls) -> dict[int, np.ndarray]:
   """Rotation (T, 3, 3) of the bone ending at each driven joint, relative to its parent bone."""
   rots = {
-      SPINE_MID: _rot(1, 0.5 * c["spine_yaw"]) @ _rot(2, 0.6 * c["spine_roll"]) @ _rot(0, 0.6 * c["spine_pitch"]),
-      SPINE_SHOULDER: _rot(1, 0.5 * c["spine_yaw"]) @ _rot(2, 0.4 * c["spine_roll"]) @ _rot(0, 0.4 * c["spine_pitch"]),
-      HEAD: _rot(0, c["neck_pitch"]),
+    SPINE_MID: _rot(1, 0.5 * c["spine_yaw"]) @ _rot(2, 0.6 * c["spine_roll"]) @ _rot(0, 0.6 * c["spine_pitch"]),
+    SPINE_SHOULDER: _rot(1, 0.5 * c["spine_yaw"]) @ _rot(2, 0.4 * c["spine_roll"]) @ _rot(0, 0.4 * c["spine_pitch"]),
+    HEAD: _rot(0, c["neck_pitch"]),
   }
   for s, sign, (elbow, wrist, hand, knee, ankle, foot) in (
-      ("l_", 1.0, (L_ELBOW, L_WRIST, L_HAND, L_KNEE, L_ANKLE, L_FOOT)),
-      ("r_", -1.0, (R_ELBOW, R_WRIST, R_HAND, R_KNEE, R_ANKLE, R_FOOT))):
+    ("l_", 1.0, (L_ELBOW, L_WRIST, L_HAND, L_KNEE, L_ANKLE, L_FOOT)),
+    ("r_", -1.0, (R_ELBOW, R_WRIST, R_HAND, R_KNEE, R_ANKLE, R_FOOT)),
+  ):
     # Upper arm: twist about its own axis, flex forward, abduct sideways, then swing horizontally inward.
-    rots[elbow] = (_rot(1, -sign * c[s + "sh_hadd"]) @ _rot(2, sign * c[s + "sh_abd"])
-                   @ _rot(0, -c[s + "sh_flex"]) @ _rot(1, sign * c[s + "sh_twist"]))
+    rots[elbow] = (
+      _rot(1, -sign * c[s + "sh_hadd"])
+      @ _rot(2, sign * c[s + "sh_abd"])
+      @ _rot(0, -c[s + "sh_flex"])
+      @ _rot(1, sign * c[s + "sh_twist"])
+    )
     rots[wrist] = _rot(0, -c[s + "elbow"])
     rots[hand] = _rot(0, -c[s + "wrist"])
     rots[knee] = _rot(2, sign * c[s + "hip_abd"]) @ _rot(0, -c[s + "hip_flex"])

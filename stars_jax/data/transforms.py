@@ -4,8 +4,10 @@ The per-sample functions take one raw sample (T, 150) and are vmapped over the b
 `augment_batch`. Crop lengths are data dependent, so cropping and resizing are expressed as a gather
 from the full T-frame array with a static output shape.
 """
+
 import functools
 from collections.abc import Sequence
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -38,8 +40,9 @@ def _eval_bias(valid: jax.Array, p: float, num_frames: int) -> jax.Array:
   return jnp.asarray(table)[valid]
 
 
-def crop_window(valid: jax.Array, key: jax.Array | None, p_interval: Sequence[float],
-                num_frames: int) -> tuple[jax.Array, jax.Array]:
+def crop_window(
+  valid: jax.Array, key: jax.Array | None, p_interval: Sequence[float], num_frames: int
+) -> tuple[jax.Array, jax.Array]:
   """(start, length) of the temporal crop of valid_crop_resize (SPEC §1.6 step 2), int32 scalars.
 
   p_interval = (p,): deterministic centre crop [bias, valid - bias),
@@ -77,8 +80,7 @@ def _resize_table(max_length: int, window: int) -> tuple[np.ndarray, np.ndarray]
   return i0.astype(np.int32), w1.astype(np.float32)
 
 
-def resize_weights(length: jax.Array, window: int,
-                   max_length: int) -> tuple[jax.Array, jax.Array, jax.Array]:
+def resize_weights(length: jax.Array, window: int, max_length: int) -> tuple[jax.Array, jax.Array, jax.Array]:
   """Neighbour offsets i0, i1 (window,) int32 and weight w1 (window,) of PyTorch linear resize.
 
   Matches F.interpolate(mode='bilinear', align_corners=False) along one axis from `length` to
@@ -96,8 +98,9 @@ def resize_weights(length: jax.Array, window: int,
   return i0, i1, w1
 
 
-def crop_resize(x: jax.Array, valid: jax.Array, key: jax.Array | None,
-                p_interval: Sequence[float], window: int) -> jax.Array:
+def crop_resize(
+  x: jax.Array, valid: jax.Array, key: jax.Array | None, p_interval: Sequence[float], window: int
+) -> jax.Array:
   """valid_crop_resize (SPEC §1.6 step 2): crop frames (axis 0), then linearly resize to `window`.
 
   x: (T, ...) -> (window, ...). The crop is a gather from the full array, so shapes stay static.
@@ -132,8 +135,15 @@ def apply_rotation(x: jax.Array, r: jax.Array) -> jax.Array:
   return jnp.einsum("...j,ij->...i", x, r, precision=_HIGHEST)
 
 
-def _augment_sample(key: jax.Array | None, x: jax.Array, *, p_interval: Sequence[float],
-                    window: int, rotate_sample: bool, max_angle: float) -> jax.Array:
+def _augment_sample(
+  key: jax.Array | None,
+  x: jax.Array,
+  *,
+  p_interval: Sequence[float],
+  window: int,
+  rotate_sample: bool,
+  max_angle: float,
+) -> jax.Array:
   """One raw sample (T, 150) -> model input (M, window, V, C)."""
   crop_key = rot_key = None
   if key is not None:
@@ -145,19 +155,34 @@ def _augment_sample(key: jax.Array | None, x: jax.Array, *, p_interval: Sequence
   return x
 
 
-def augment_batch(key: jax.Array | None, x: jax.Array, *, p_interval: Sequence[float],
-                  window: int, rotate: bool, max_angle: float = 0.3) -> jax.Array:
+def augment_batch(
+  key: jax.Array | None, x: jax.Array, *, p_interval: Sequence[float], window: int, rotate: bool, max_angle: float = 0.3
+) -> jax.Array:
   """Feeder transforms for a batch with independent per-sample randomness.
 
   x: (B, T, 150) raw samples -> (B, M, window, V, C) float32. `key` may be None only for the
   deterministic eval transform (one-element p_interval, no rotation).
   """
   x = jnp.asarray(x, jnp.float32)
-  fn = functools.partial(_augment_sample, p_interval=tuple(p_interval), window=window,
-                         rotate_sample=rotate, max_angle=max_angle)
+  fn = functools.partial(
+    _augment_sample, p_interval=tuple(p_interval), window=window, rotate_sample=rotate, max_angle=max_angle
+  )
   if key is None:
     if len(p_interval) != 1 or rotate:
       raise ValueError("augment_batch needs a PRNG key for random crops or rotation")
     return jax.vmap(lambda s: fn(None, s))(x)
   keys = jax.random.split(key, x.shape[0])  # (B,) one key per sample
   return jax.vmap(fn)(keys, x)
+
+
+def train_clips(key: jax.Array, x: jax.Array, data_config: Any) -> jax.Array:
+  """The training feeder of `config.data` (SPEC §1.6): random crop-resize and, if `random_rot`, rotation.
+  Raw (N, 300, 150) samples -> (N, M, window, V, C)."""
+  return augment_batch(
+    key,
+    x,
+    p_interval=tuple(data_config.train_p_interval),
+    window=data_config.window,
+    rotate=bool(data_config.random_rot),
+    max_angle=data_config.rot_max,
+  )

@@ -1,4 +1,5 @@
 """Cluster quality of frozen features (silhouette, k-means NMI/ARI) and the t-SNE / confusion-matrix figures."""
+
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
@@ -32,8 +33,11 @@ def cluster_metrics(features: np.ndarray, labels: np.ndarray, seed: int = 0) -> 
   silhouette = silhouette_score(x[keep], labels[keep], metric="cosine")
   kmeans = KMeans(n_clusters=len(np.unique(labels)), n_init=KMEANS_N_INIT, random_state=seed)
   clusters = kmeans.fit_predict(x)  # (N,)
-  return {"silhouette": float(silhouette), "nmi": float(normalized_mutual_info_score(labels, clusters)),
-          "ari": float(adjusted_rand_score(labels, clusters))}
+  return {
+    "silhouette": float(silhouette),
+    "nmi": float(normalized_mutual_info_score(labels, clusters)),
+    "ari": float(adjusted_rand_score(labels, clusters)),
+  }
 
 
 def _save(fig: Figure, path) -> None:
@@ -46,8 +50,7 @@ def plot_tsne(features: np.ndarray, labels: np.ndarray, path, title: str, seed: 
   keep = _subsample(len(features), TSNE_MAX_POINTS, seed)
   x = normalize(np.asarray(features, np.float32)[keep])  # (n, D)
   y = np.asarray(labels)[keep]  # (n,)
-  tsne = TSNE(n_components=2, metric="cosine", init="pca", perplexity=min(30.0, (len(x) - 1) / 3),
-              random_state=seed)
+  tsne = TSNE(n_components=2, metric="cosine", init="pca", perplexity=min(30.0, (len(x) - 1) / 3), random_state=seed)
   xy = tsne.fit_transform(x)  # (n, 2)
   fig = Figure(figsize=(7, 7))
   ax = fig.add_subplot()

@@ -1,49 +1,49 @@
 """Clip features of a frozen encoder over a whole split (eval crop, no augmentation)."""
-from typing import Callable
+
+from collections.abc import Callable
 
 import jax
 import jax.experimental.multihost_utils as mhu
 import ml_collections
 import numpy as np
 
+from stars_jax import sharding
 from stars_jax.data import pipeline, transforms
 from stars_jax.data.npz import SkeletonSplit
 from stars_jax.models.mamp import Encoder, pooled_features
-from stars_jax.train import sharding
 
 EmbedFn = Callable[[dict, jax.Array], jax.Array]
 ClipFn = Callable[[dict, jax.Array], jax.Array]  # (variables, clips (B, M, T, V, C)) -> features (B, D)
 
 
-def encoder_params(params: dict) -> dict:
-  """The encoder's sub-tree of a pretraining (or downstream) parameter tree: drops decoder*/mask*/head*."""
-  return {k: v for k, v in params.items() if not k.startswith(("decoder", "mask", "head"))}
-
-
-def make_feature_fn(clip_fn: ClipFn, data_config: ml_collections.ConfigDict,
-                    mesh: jax.sharding.Mesh) -> EmbedFn:
+def make_feature_fn(clip_fn: ClipFn, data_config: ml_collections.ConfigDict, mesh: jax.sharding.Mesh) -> EmbedFn:
   """Jitted (variables, raw (B, 300, 150)) -> clip_fn features (B, D) of the eval crop, batch over `data`."""
+
   def embed(variables, x):
-    clips = transforms.augment_batch(None, x, p_interval=tuple(data_config.eval_p_interval),
-                                     window=data_config.window, rotate=False)  # (B, M, T, V, C)
+    clips = transforms.augment_batch(
+      None, x, p_interval=tuple(data_config.eval_p_interval), window=data_config.window, rotate=False
+    )  # (B, M, T, V, C)
     return clip_fn(variables, clips)
+
   return jax.jit(embed, in_shardings=(None, sharding.batch_sharding(mesh)))
 
 
-def make_embed_fn(encoder: Encoder, data_config: ml_collections.ConfigDict,
-                  mesh: jax.sharding.Mesh) -> EmbedFn:
+def make_embed_fn(encoder: Encoder, data_config: ml_collections.ConfigDict, mesh: jax.sharding.Mesh) -> EmbedFn:
   """Jitted (params, raw (B, 300, 150)) -> pooled (B, D) encoder features."""
-  return make_feature_fn(lambda params, clips: pooled_features(encoder.apply({"params": params}, clips)),
-                         data_config, mesh)
+  return make_feature_fn(
+    lambda params, clips: pooled_features(encoder.apply({"params": params}, clips)), data_config, mesh
+  )
 
 
-def extract(embed: EmbedFn, params: dict, split: SkeletonSplit, batch_size: int,
-            mesh: jax.sharding.Mesh) -> tuple[np.ndarray, np.ndarray]:
+def extract(
+  embed: EmbedFn, params: dict, split: SkeletonSplit, batch_size: int, mesh: jax.sharding.Mesh
+) -> tuple[np.ndarray, np.ndarray]:
   """Pooled features (N, D) float32 and labels (N,) of every sample of `split`, in order."""
   feats, labels = [], []
-  for batch in pipeline.eval_batches(split, global_batch_size=batch_size, process_index=jax.process_index(),
-                                     process_count=jax.process_count()):
-    x = jax.make_array_from_process_local_data(sharding.batch_sharding(mesh), batch["x"])
+  for batch in pipeline.eval_batches(
+    split, global_batch_size=batch_size, process_index=jax.process_index(), process_count=jax.process_count()
+  ):
+    x = sharding.global_batch(batch["x"], mesh)
     valid = np.asarray(mhu.process_allgather(batch["valid"], tiled=True))
     feats.append(np.asarray(mhu.process_allgather(embed(params, x), tiled=True))[valid])
     labels.append(np.asarray(mhu.process_allgather(batch["label"], tiled=True))[valid])

@@ -6,16 +6,16 @@
   100 are auxiliary, for training); one exemplar per novel class, every other novel sample is a query labelled
   with the class of its most cosine-similar exemplar. The official exemplar list names raw files that our npz
   layout cannot identify, so exemplars are drawn with a seed and accuracy is averaged over several draws.
-* Synthetic analogue: the same functions on `held_out_classes`.
+* Synthetic analogue: the same functions on `data.held_out_classes`.
+
+The class lists of these protocols are config constants (`stars_jax.recipes`).
 """
+
 from collections.abc import Iterable, Sequence
 
 import numpy as np
 
 from stars_jax.evaluate.knn import knn_accuracies, knn_predict
-
-NTU120_STARS_NOVEL = tuple(range(60, 120))  # 0-based actions 61-120 (SPEC §1.9)
-NTU120_ONE_SHOT_NOVEL = tuple(range(0, 120, 6))  # 0-based A1, A7, ..., A115
 
 
 def novel_class_split(labels: np.ndarray, classes: Iterable[int]) -> tuple[np.ndarray, np.ndarray]:
@@ -24,23 +24,21 @@ def novel_class_split(labels: np.ndarray, classes: Iterable[int]) -> tuple[np.nd
   return novel, ~novel
 
 
-def held_out_classes(num_classes: int, num_held_out: int) -> tuple[int, ...]:
-  """`num_held_out` classes spread over [0, num_classes): every (num_classes // num_held_out)-th class counted
-  down from the last one, ascending. E.g. (10, 3) -> (3, 6, 9)."""
-  if not 0 < num_held_out < num_classes:
-    raise ValueError(f"need 0 < num_held_out < num_classes; got {num_held_out}, {num_classes}")
-  step = num_classes // num_held_out
-  return tuple(sorted(num_classes - 1 - step * i for i in range(num_held_out)))
-
-
-def fewshot_knn(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, test_y: np.ndarray,
-                classes: Iterable[int], ks: Sequence[int] = (1, 2, 5, 10)) -> dict[int, float]:
+def fewshot_knn(
+  train_x: np.ndarray,
+  train_y: np.ndarray,
+  test_x: np.ndarray,
+  test_y: np.ndarray,
+  classes: Iterable[int],
+  ks: Sequence[int] = (1, 2, 5, 10),
+) -> dict[int, float]:
   """{k: kNN top-1 accuracy (percent)} with bank and queries restricted to samples of `classes`."""
   classes = tuple(classes)
   bank, _ = novel_class_split(train_y, classes)
   queries, _ = novel_class_split(test_y, classes)
-  return knn_accuracies(train_x[bank], train_y[bank], test_x[queries], test_y[queries], ks=ks,
-                        num_classes=1 + max(classes))
+  return knn_accuracies(
+    train_x[bank], train_y[bank], test_x[queries], test_y[queries], ks=ks, num_classes=1 + max(classes)
+  )
 
 
 def one_shot_exemplars(labels: np.ndarray, classes: Iterable[int], seed: int) -> np.ndarray:
@@ -62,8 +60,9 @@ def mean_std(values: Sequence[float]) -> tuple[float, float]:
   return float(values.mean()), float(values.std(ddof=1)) if len(values) > 1 else 0.0
 
 
-def one_shot_accuracy(x: np.ndarray, y: np.ndarray, classes: Iterable[int],
-                      seeds: Sequence[int] = (0, 1, 2, 3, 4)) -> dict:
+def one_shot_accuracy(
+  x: np.ndarray, y: np.ndarray, classes: Iterable[int], seeds: Sequence[int] = (0, 1, 2, 3, 4)
+) -> dict:
   """One-shot top-1 accuracy (percent) over several exemplar draws: {'mean', 'std' (ddof 1), 'per_seed':
   {seed: acc}}. x, y: features and labels of the evaluation samples (the standard protocol uses every sample of
   the novel classes); samples of other classes are ignored."""

@@ -6,8 +6,10 @@ probe see), extracted once per encoder and shared by every protocol. When classe
 (`data.held_out_classes`, the few-shot protocol), the standard protocols use the seen classes only and the
 few-shot ones the held-out classes only (bank: their training samples, queries: their test samples).
 """
+
 import pathlib
-from typing import Any, Optional, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import jax
 import ml_collections
@@ -22,8 +24,9 @@ from stars_jax.models.mamp import Encoder
 KNN_KS = (1, 2, 5, 10)
 
 
-def logistic_accuracy(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray,
-                      test_y: np.ndarray, seed: int = 0) -> float:
+def logistic_accuracy(
+  train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, test_y: np.ndarray, seed: int = 0
+) -> float:
   """Top-1 (percent) of an L2-regularised multinomial logistic regression on standardised features."""
   scaler = StandardScaler().fit(train_x)
   clf = LogisticRegression(max_iter=2000, random_state=seed)
@@ -31,17 +34,27 @@ def logistic_accuracy(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarr
   return 100.0 * float((clf.predict(scaler.transform(test_x)) == test_y).mean())
 
 
-def frozen_protocols(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, test_y: np.ndarray, *,
-                     held_out: Sequence[int] = (), num_classes: int, seed: int = 0,
-                     plot_dir: Optional[pathlib.Path] = None, name: str = "") -> dict[str, float]:
+def frozen_protocols(
+  train_x: np.ndarray,
+  train_y: np.ndarray,
+  test_x: np.ndarray,
+  test_y: np.ndarray,
+  *,
+  held_out: Sequence[int] = (),
+  num_classes: int,
+  seed: int = 0,
+  plot_dir: pathlib.Path | None = None,
+  name: str = "",
+) -> dict[str, float]:
   """{protocol: value} for one encoder's features: knn<k> (percent), logistic (percent), silhouette, nmi, ari
   (fractions) on the seen classes; with held-out classes also fewshot (kNN-1 on them, percent) and oneshot
   (nearest of one exemplar per class, mean over 5 seeded draws, percent). Writes t-SNE and kNN-1 confusion
   PNGs to plot_dir if given."""
   seen_tr, seen_te = ~np.isin(train_y, held_out), ~np.isin(test_y, held_out)
   tr_x, tr_y, te_x, te_y = train_x[seen_tr], train_y[seen_tr], test_x[seen_te], test_y[seen_te]
-  out = {f"knn{k}": v for k, v in knn.knn_accuracies(tr_x, tr_y, te_x, te_y, ks=KNN_KS,
-                                                      num_classes=num_classes).items()}
+  out = {
+    f"knn{k}": v for k, v in knn.knn_accuracies(tr_x, tr_y, te_x, te_y, ks=KNN_KS, num_classes=num_classes).items()
+  }
   out["logistic"] = logistic_accuracy(tr_x, tr_y, te_x, te_y, seed)
   out.update(clusters.cluster_metrics(te_x, te_y, seed))
   if held_out:
@@ -51,15 +64,25 @@ def frozen_protocols(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarra
     plot_dir.mkdir(parents=True, exist_ok=True)
     clusters.plot_tsne(te_x, te_y, plot_dir / f"tsne_{name}.png", f"t-SNE of test features: {name}", seed)
     preds = knn.knn_predict(tr_x, tr_y, te_x, k=1, num_classes=num_classes)
-    clusters.plot_confusion(te_y, preds, num_classes, plot_dir / f"confusion_knn1_{name}.png",
-                            f"kNN-1 confusion: {name}")
+    clusters.plot_confusion(
+      te_y, preds, num_classes, plot_dir / f"confusion_knn1_{name}.png", f"kNN-1 confusion: {name}"
+    )
   return out
 
 
-def probe(encoder: Encoder, named_params: dict[str, dict], train_split: SkeletonSplit,
-          test_split: SkeletonSplit, data_config: ml_collections.ConfigDict, batch_size: int,
-          mesh: jax.sharding.Mesh, *, seed: int = 0, plot_dir: Optional[pathlib.Path] = None,
-          plot_names: Sequence[str] = ("stage1", "stars")) -> dict[str, dict[str, Any]]:
+def probe(
+  encoder: Encoder,
+  named_params: dict[str, dict],
+  train_split: SkeletonSplit,
+  test_split: SkeletonSplit,
+  data_config: ml_collections.ConfigDict,
+  batch_size: int,
+  mesh: jax.sharding.Mesh,
+  *,
+  seed: int = 0,
+  plot_dir: pathlib.Path | None = None,
+  plot_names: Sequence[str] = ("stage1", "stars"),
+) -> dict[str, dict[str, Any]]:
   """{protocol: {encoder name: value}} of `frozen_protocols` for every named encoder parameter tree; plots
   (t-SNE is slow) for the encoders in `plot_names` only."""
   embed = features.make_embed_fn(encoder, data_config, mesh)  # compiled once for every parameter set
@@ -67,9 +90,17 @@ def probe(encoder: Encoder, named_params: dict[str, dict], train_split: Skeleton
   for name, params in named_params.items():
     tr_x, tr_y = features.extract(embed, params, train_split, batch_size, mesh)
     te_x, te_y = features.extract(embed, params, test_split, batch_size, mesh)
-    metrics = frozen_protocols(tr_x, tr_y, te_x, te_y, held_out=tuple(data_config.held_out_classes),
-                               num_classes=train_split.num_classes, seed=seed,
-                               plot_dir=plot_dir if name in plot_names else None, name=name)
+    metrics = frozen_protocols(
+      tr_x,
+      tr_y,
+      te_x,
+      te_y,
+      held_out=tuple(data_config.held_out_classes),
+      num_classes=train_split.num_classes,
+      seed=seed,
+      plot_dir=plot_dir if name in plot_names else None,
+      name=name,
+    )
     for protocol, value in metrics.items():
       results.setdefault(protocol, {})[name] = value
   return results

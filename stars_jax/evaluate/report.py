@@ -6,19 +6,39 @@ the last-epoch values of `<protocol>`. Both become rows labelled "(best)" (best 
 and "(last)" (last epoch, no selection on the test split). Other entries (config, training summaries) are
 skipped. Several workdirs are several seeds: each cell is mean ± std (ddof 1) over the seeds that have it.
 """
+
 import argparse
 import json
-import os
 import pathlib
 import sys
 from collections.abc import Mapping, Sequence
 
+from stars_jax import io
 from stars_jax.evaluate.fewshot import mean_std
 
 Cells = dict[str, dict[str, float]]  # row -> encoder -> value
 
-_NOTE = ("Accuracies in percent; silhouette, NMI and ARI as fractions. (best): best epoch (the official "
-         "convention, selected on the test split); (last): last epoch.")
+_UNITS = "Accuracies in percent (test split); silhouette, NMI and ARI as fractions (test features)."
+# Title and note of report.md per job (config.stage); the one place both the job and `stars-jax report` read.
+_REPORTS: dict[str, tuple[str, str]] = {
+  "pretrain_tune": (
+    "Stage 1 (MAMP) vs tuned (STARS) encoder",
+    f"{_UNITS} knn<k>, logistic, linear and clusters: seen classes; fewshot (kNN-1) and oneshot: classes held "
+    "out of both training stages. stars: the state selected by the kNN monitor on a validation split carved "
+    "from the training set; linear (best): best epoch on the test split (the official convention); linear "
+    "(last): last epoch.",
+  ),
+  "evaluate": (
+    "Frozen-feature protocols",
+    f"{_UNITS} knn<k>, logistic and clusters: classes outside data.held_out_classes; fewshot (kNN-1: bank = "
+    "their training clips, queries = their test clips) and oneshot: the held-out classes.",
+  ),
+}
+_DEFAULT_REPORT = (
+  "Results",
+  "Accuracies in percent; silhouette, NMI and ARI as fractions. (best): best epoch "
+  "(the official convention, selected on the test split); (last): last epoch.",
+)
 
 
 def _is_number(value) -> bool:
@@ -45,7 +65,7 @@ def _cells(results: Mapping) -> Cells:
         rows.setdefault(f"{protocol} (last)", {})[name] = float(value["last"])
   ordered: Cells = {}
   for row, values in rows.items():
-    if row.endswith("_last") and row[:-len("_last")] in rows:
+    if row.endswith("_last") and row[: -len("_last")] in rows:
       continue
     if f"{row}_last" in rows:
       ordered[f"{row} (best)"] = values
@@ -83,29 +103,39 @@ def markdown_table(results: Mapping | Sequence[Mapping], columns: Sequence[str] 
     decimals = 3 if all(abs(v) <= 1 for values in cells.values() for v in values) else 2
     out = [row, *(_format(cells[n], len(runs), decimals) for n in leading)]
     if delta:
-      diffs = [run[row][columns[-1]] - run[row][columns[0]] for run in runs
-               if columns[0] in run.get(row, {}) and columns[-1] in run.get(row, {})]
+      diffs = [
+        run[row][columns[-1]] - run[row][columns[0]]
+        for run in runs
+        if columns[0] in run.get(row, {}) and columns[-1] in run.get(row, {})
+      ]
       out.append(_format(diffs, len(runs), decimals, sign="+"))
     out += [_format(cells[n], len(runs), decimals) for n in extras]
     lines.append("| " + " | ".join(out) + " |")
   return "\n".join(lines) + "\n"
 
 
-def _report(title: str, results: Mapping | Sequence[Mapping]) -> str:
-  return f"# {title}\n\n{markdown_table(results)}\n{_NOTE}\n"
+def render(results: Mapping | Sequence[Mapping], stage: str | None, title: str = "") -> str:
+  """report.md text of one results dict (or several: seeds) of a job with `config.stage` = stage."""
+  default_title, note = _REPORTS.get(stage, _DEFAULT_REPORT)
+  return f"# {title or default_title}\n\n{markdown_table(results)}\n{note}\n"
+
+
+def _stage(results: Mapping) -> str | None:
+  config = results.get("config")
+  return config.get("stage") if isinstance(config, Mapping) else None
 
 
 def _load(workdir: pathlib.Path) -> dict:
   return json.loads((workdir / "results.json").read_text())
 
 
-def write_report(workdir: str | os.PathLike) -> str:
-  """Writes workdir/report.md (atomically) from workdir/results.json; returns its text."""
+def write_report(workdir: str | pathlib.Path, results: Mapping | None = None, stage: str | None = None) -> str:
+  """Writes workdir/report.md (atomically) from `results` (default: workdir/results.json) of a `stage` job
+  (default: the stage recorded in the results' config); returns its text."""
   workdir = pathlib.Path(workdir)
-  text = _report(str(workdir), _load(workdir))
-  tmp = workdir / "report.md.tmp"
-  tmp.write_text(text)
-  os.replace(tmp, workdir / "report.md")
+  results = _load(workdir) if results is None else results
+  text = render(results, stage or _stage(results))
+  io.write_text_atomic(workdir / "report.md", text)
   return text
 
 
@@ -121,6 +151,8 @@ def main(argv: list[str]) -> int:
   if len(workdirs) == 1:
     print(write_report(workdirs[0]), end="")
   else:
-    title = f"{len(workdirs)} seeds: " + ", ".join(map(str, workdirs))
-    print(_report(title, [_load(w) for w in workdirs]), end="")
+    runs = [_load(w) for w in workdirs]
+    default_title, _ = _REPORTS.get(_stage(runs[0]), _DEFAULT_REPORT)
+    title = f"{default_title}, {len(workdirs)} seeds: " + ", ".join(map(str, workdirs))
+    print(render(runs, _stage(runs[0]), title), end="")
   return 0

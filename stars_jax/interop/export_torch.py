@@ -5,6 +5,7 @@
 'stars' writes the raw SkeletonNNCLR state dict (encoder_student.*, head, queue: STARS' stage 3 and its
 evaluation scripts). 'auto' picks 'stars' when the checkpoint has a support queue. PyTorch is not needed.
 """
+
 import argparse
 
 from stars_jax.interop import torch_checkpoint

@@ -4,6 +4,7 @@ DIR can then be given to `--config.stars.init=DIR` (a MAMP checkpoint starts STA
 weights; a STARS checkpoint also restores the head, BatchNorm statistics and queue) or to evaluation.
 PyTorch is not needed.
 """
+
 import argparse
 import json
 

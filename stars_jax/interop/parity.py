@@ -4,6 +4,7 @@ The official code is imported by path from local checkouts `root/MAMP` and `root
 Stand-ins cover what they import but we never call (wandb, h5py, matplotlib), STARS' all-gathers run in a
 single-process gloo group, and its batch shuffle (hard-wired to CUDA) gets a CPU twin.
 """
+
 import dataclasses
 import os
 import pathlib
@@ -19,15 +20,16 @@ _STUBS = ("wandb", "h5py", "matplotlib", "matplotlib.pyplot")  # imported, never
 
 @dataclasses.dataclass
 class Official:
-  mamp: types.ModuleType        # MAMP:model_mamp/transformer.py (pretraining model)
+  mamp: types.ModuleType  # MAMP:model_mamp/transformer.py (pretraining model)
   downstream: types.ModuleType  # MAMP:model/transformer.py (linear-probe / fine-tune model)
-  nnclr: types.ModuleType       # STARS:net/nnclr.py
-  clr: types.ModuleType         # STARS:processor/pretrain_clrtuning.py (optimizer groups, clipping)
+  nnclr: types.ModuleType  # STARS:net/nnclr.py
+  clr: types.ModuleType  # STARS:processor/pretrain_clrtuning.py (optimizer groups, clipping)
 
 
 def load_official(root: str | pathlib.Path) -> Official:
   """Imports the official modules from root/MAMP and root/STARS."""
   import importlib
+
   root = pathlib.Path(root)
   for name in ("MAMP", "STARS"):
     if not (root / name).is_dir():
@@ -39,13 +41,18 @@ def load_official(root: str | pathlib.Path) -> Official:
       importlib.import_module(name)
     except ImportError:
       sys.modules[name] = types.ModuleType(name)
-  return Official(importlib.import_module("model_mamp.transformer"), importlib.import_module("model.transformer"),
-                  importlib.import_module("net.nnclr"), importlib.import_module("processor.pretrain_clrtuning"))
+  return Official(
+    importlib.import_module("model_mamp.transformer"),
+    importlib.import_module("model.transformer"),
+    importlib.import_module("net.nnclr"),
+    importlib.import_module("processor.pretrain_clrtuning"),
+  )
 
 
 def init_process_group() -> None:
   """A single-process CPU group, so STARS' all-gathers (and their autograd) run as on one GPU."""
   import torch.distributed as dist
+
   if not dist.is_initialized():
     path = pathlib.Path(tempfile.mkdtemp()) / "pg"
     dist.init_process_group("gloo", init_method=f"file://{path}", rank=0, world_size=1)
@@ -68,6 +75,7 @@ def nnclr(official: Official, **kwargs) -> Any:
 def linprobe(official: Official, **kwargs) -> Any:
   """The official linear-probe model after `main_linprobe.py`'s head surgery: BN(affine=False, eps 1e-6) + fc."""
   import torch
+
   model = official.downstream.Transformer(protocol="linprobe", **kwargs)
   fc = model.head.fc
   model.head.fc = torch.nn.Sequential(torch.nn.BatchNorm1d(fc.in_features, affine=False, eps=1e-6), fc)

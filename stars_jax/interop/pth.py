@@ -7,6 +7,7 @@ arrays, `OrderedDict` and `argparse.Namespace` are real, any other global become
 (nothing from the file is ever called). Writing produces files that `torch.load(..., weights_only=True)`
 accepts, so exported checkpoints need no torch here.
 """
+
 import argparse
 import collections
 import io
@@ -18,16 +19,24 @@ import ml_dtypes
 import numpy as np
 
 _STORAGE_DTYPES = {
-    "FloatStorage": np.float32, "DoubleStorage": np.float64, "HalfStorage": np.float16,
-    "BFloat16Storage": ml_dtypes.bfloat16, "LongStorage": np.int64, "IntStorage": np.int32,
-    "ShortStorage": np.int16, "CharStorage": np.int8, "ByteStorage": np.uint8, "BoolStorage": np.bool_,
-    "UntypedStorage": np.uint8,
+  "FloatStorage": np.float32,
+  "DoubleStorage": np.float64,
+  "HalfStorage": np.float16,
+  "BFloat16Storage": ml_dtypes.bfloat16,
+  "LongStorage": np.int64,
+  "IntStorage": np.int32,
+  "ShortStorage": np.int16,
+  "CharStorage": np.int8,
+  "ByteStorage": np.uint8,
+  "BoolStorage": np.bool_,
+  "UntypedStorage": np.uint8,
 }
 _STORAGE_NAMES = {np.dtype(v): k for k, v in _STORAGE_DTYPES.items() if k != "UntypedStorage"}
 
 
 class Opaque:
   """Stand-in for a pickled object of a class we do not trust or know: keeps its name, args and state."""
+
   qualname = "?"
 
   def __init__(self, *args, **kwargs):
@@ -60,12 +69,14 @@ def _rebuild_parameter(data, *_):
 
 
 _ALLOWED = {
-    ("collections", "OrderedDict"): collections.OrderedDict,
-    ("argparse", "Namespace"): argparse.Namespace,
-    ("torch._utils", "_rebuild_tensor_v2"): _rebuild_tensor,
-    ("torch._utils", "_rebuild_parameter"): _rebuild_parameter,
-    ("builtins", "set"): set, ("builtins", "frozenset"): frozenset, ("builtins", "slice"): slice,
-    ("_codecs", "encode"): lambda text, encoding="latin1": text.encode(encoding),
+  ("collections", "OrderedDict"): collections.OrderedDict,
+  ("argparse", "Namespace"): argparse.Namespace,
+  ("torch._utils", "_rebuild_tensor_v2"): _rebuild_tensor,
+  ("torch._utils", "_rebuild_parameter"): _rebuild_parameter,
+  ("builtins", "set"): set,
+  ("builtins", "frozenset"): frozenset,
+  ("builtins", "slice"): slice,
+  ("_codecs", "encode"): lambda text, encoding="latin1": text.encode(encoding),
 }
 
 
@@ -94,13 +105,15 @@ class _Unpickler(pickle.Unpickler):
 def load(path) -> Any:
   """Reads a `.pth` written by torch.save (zip format): tensors come back as numpy arrays."""
   if not zipfile.is_zipfile(path):
-    raise ValueError(f"{path}: not a zip-format PyTorch file (files from torch < 1.6 need torch to read; "
-                     "re-save them with torch.save(..., _use_new_zipfile_serialization=True))")
+    raise ValueError(
+      f"{path}: not a zip-format PyTorch file (files from torch < 1.6 need torch to read; "
+      "re-save them with torch.save(..., _use_new_zipfile_serialization=True))"
+    )
   with zipfile.ZipFile(path) as archive:
     pickles = [n for n in archive.namelist() if n.endswith("data.pkl")]
     if len(pickles) != 1:
       raise ValueError(f"{path}: expected one data.pkl, found {pickles}")
-    prefix = pickles[0][:-len("data.pkl")]
+    prefix = pickles[0][: -len("data.pkl")]
     if prefix + "byteorder" in archive.namelist() and archive.read(prefix + "byteorder") != b"little":
       raise ValueError(f"{path}: big-endian storages are not supported")
     return _Unpickler(archive.read(pickles[0]), archive, prefix).load()

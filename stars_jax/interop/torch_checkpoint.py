@@ -9,13 +9,14 @@ Names map one-to-one (tables in `stars_jax.models.mamp` and `stars_jax.models.he
 running_mean/var -> batch_stats mean/var (num_batches_tracked is dropped on import and written as 0 on export),
 the (D, K) feature-major queue -> `SupportQueue` rows (K, D).
 """
+
 import argparse
 import collections
 import dataclasses
 import json
 import pathlib
 import re
-from typing import Any, Optional
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -32,11 +33,47 @@ BN_STATS = {"running_mean": "mean", "running_var": "var"}
 FORMATS = ("mamp", "stars")
 
 # PyTorch state_dict order: a module's own parameters, then its buffers, then its children in registration order.
-_ORDER = {name: rank for rank, name in enumerate((
-    "queue", "queue_ptr", "queue_id", "temp_embed", "pos_embed", "mask_token", "decoder_temp_embed",
-    "decoder_pos_embed", "encoder_student", "joints_embed", "blocks", "norm", "decoder_embed", "decoder_blocks",
-    "decoder_norm", "decoder_pred", "head", "norm1", "attn", "norm2", "mlp", "proj", "qkv", "projector",
-    "predictor", "bn", "fc1", "fc", "fc2", "weight", "bias", "running_mean", "running_var", "num_batches_tracked"))}
+_ORDER = {
+  name: rank
+  for rank, name in enumerate(
+    (
+      "queue",
+      "queue_ptr",
+      "queue_id",
+      "temp_embed",
+      "pos_embed",
+      "mask_token",
+      "decoder_temp_embed",
+      "decoder_pos_embed",
+      "encoder_student",
+      "joints_embed",
+      "blocks",
+      "norm",
+      "decoder_embed",
+      "decoder_blocks",
+      "decoder_norm",
+      "decoder_pred",
+      "head",
+      "norm1",
+      "attn",
+      "norm2",
+      "mlp",
+      "proj",
+      "qkv",
+      "projector",
+      "predictor",
+      "bn",
+      "fc1",
+      "fc",
+      "fc2",
+      "weight",
+      "bias",
+      "running_mean",
+      "running_var",
+      "num_batches_tracked",
+    )
+  )
+}
 
 Tree = dict[str, Any]
 
@@ -96,7 +133,7 @@ def to_flax(state_dict: dict[str, np.ndarray]) -> dict[str, Tree]:
   return variables
 
 
-def to_torch(params: Tree, batch_stats: Optional[Tree] = None) -> "collections.OrderedDict[str, np.ndarray]":
+def to_torch(params: Tree, batch_stats: Tree | None = None) -> "collections.OrderedDict[str, np.ndarray]":
   """Inverse of `to_flax`: Flax trees -> official state_dict (official key order, float32 and int64)."""
   out: dict[str, np.ndarray] = {}
   for path, value in _flatten(params).items():
@@ -104,8 +141,9 @@ def to_torch(params: Tree, batch_stats: Optional[Tree] = None) -> "collections.O
     value = np.asarray(value, np.float32)
     if leaf == "kernel":
       value = value.T if value.ndim == 2 else value.transpose(3, 2, 0, 1)
-    name = ".".join([re.sub(r"_(\d+)$", r".\1", m) for m in module] + [{"kernel": "weight", "scale": "weight"}
-                                                                        .get(leaf, leaf)])
+    name = ".".join(
+      [re.sub(r"_(\d+)$", r".\1", m) for m in module] + [{"kernel": "weight", "scale": "weight"}.get(leaf, leaf)]
+    )
     out[name] = np.ascontiguousarray(value)
   for path, value in _flatten(batch_stats or {}).items():
     *module, leaf = path
@@ -118,15 +156,18 @@ def to_torch(params: Tree, batch_stats: Optional[Tree] = None) -> "collections.O
 def queue_to_flax(state_dict: dict[str, np.ndarray]) -> support_queue.SupportQueue:
   """Official queue buffers (queue (D, K), queue_ptr (1,), queue_id (K,)) -> SupportQueue (rows (K, D))."""
   return support_queue.SupportQueue(
-      embeddings=jnp.asarray(np.ascontiguousarray(state_dict["queue"].T), jnp.float32),
-      ids=jnp.asarray(state_dict["queue_id"], jnp.int32),
-      ptr=jnp.asarray(np.asarray(state_dict["queue_ptr"]).reshape(-1)[0], jnp.int32))
+    embeddings=jnp.asarray(np.ascontiguousarray(state_dict["queue"].T), jnp.float32),
+    ids=jnp.asarray(state_dict["queue_id"], jnp.int32),
+    ptr=jnp.asarray(np.asarray(state_dict["queue_ptr"]).reshape(-1)[0], jnp.int32),
+  )
 
 
 def queue_to_torch(queue) -> dict[str, np.ndarray]:
-  return {"queue": np.ascontiguousarray(np.asarray(queue.embeddings, np.float32).T),
-          "queue_ptr": np.asarray(queue.ptr, np.int64).reshape(1),
-          "queue_id": np.asarray(queue.ids, np.int64)}
+  return {
+    "queue": np.ascontiguousarray(np.asarray(queue.embeddings, np.float32).T),
+    "queue_ptr": np.asarray(queue.ptr, np.int64).reshape(1),
+    "queue_id": np.asarray(queue.ids, np.int64),
+  }
 
 
 def split_official(obj: Any) -> tuple[str, dict[str, np.ndarray], dict[str, Any]]:
@@ -142,7 +183,7 @@ def split_official(obj: Any) -> tuple[str, dict[str, np.ndarray], dict[str, Any]
     if any(k.startswith("encoder_teacher.") for k in state):
       raise ValueError("MoCo/DINO ablation checkpoints (encoder_teacher.*) are not supported")
     if any(k.startswith(STUDENT) for k in state):
-      model = {k[len(STUDENT):]: v for k, v in state.items() if k.startswith(STUDENT)}
+      model = {k[len(STUDENT) :]: v for k, v in state.items() if k.startswith(STUDENT)}
       model.update({k: state[k] for k in QUEUE_KEYS if k in state})
       return "stars", model, {}
   raise ValueError("not an official MAMP ({'model': ...}) or STARS (encoder_student.*) checkpoint")
@@ -150,14 +191,22 @@ def split_official(obj: Any) -> tuple[str, dict[str, np.ndarray], dict[str, Any]
 
 def describe(state_dict: dict[str, np.ndarray]) -> dict[str, Any]:
   """Model hyper-parameters readable from the weights (heads cannot be: see the checkpoint's args)."""
-  kinds = {"decoder_pred.weight": "mamp_pretrain", "head.predictor.0.weight": "stars",
-           "head.fc1.weight": "finetune", "head.fc.1.weight": "linear"}
+  kinds = {
+    "decoder_pred.weight": "mamp_pretrain",
+    "head.predictor.0.weight": "stars",
+    "head.fc1.weight": "finetune",
+    "head.fc.1.weight": "linear",
+  }
   kind = next((v for k, v in kinds.items() if k in state_dict), "encoder")
   count = lambda prefix: len({k.split(".")[1] for k in state_dict if k.startswith(prefix)})  # noqa: E731
-  info = {"kind": kind, "dim": int(state_dict["temp_embed"].shape[-1]), "depth": count("blocks."),
-          "num_segments": int(state_dict["temp_embed"].shape[1]),
-          "num_joints": int(state_dict["pos_embed"].shape[2]),
-          "t_patch": int(state_dict["joints_embed.proj.weight"].shape[2])}
+  info = {
+    "kind": kind,
+    "dim": int(state_dict["temp_embed"].shape[-1]),
+    "depth": count("blocks."),
+    "num_segments": int(state_dict["temp_embed"].shape[1]),
+    "num_joints": int(state_dict["pos_embed"].shape[2]),
+    "t_patch": int(state_dict["joints_embed.proj.weight"].shape[2]),
+  }
   if kind == "mamp_pretrain":
     info["decoder_depth"] = count("decoder_blocks.")
   if kind == "stars":
@@ -198,11 +247,15 @@ def read_checkpoint(directory: str | pathlib.Path) -> dict[str, Any]:
   item = checkpoint.latest_item_path(directory)
   saved = checkpoint.saved_structure(item)
   fields = [k for k in ("params", "batch_stats", "queue") if saved.get(k)]
-  target = {k: jax.tree.map(lambda m: ocp.RestoreArgs(restore_type=np.ndarray), saved[k],
-                            is_leaf=lambda m: hasattr(m, "shape")) for k in fields}
+  target = {
+    k: jax.tree.map(lambda m: ocp.RestoreArgs(restore_type=np.ndarray), saved[k], is_leaf=lambda m: hasattr(m, "shape"))
+    for k in fields
+  }
   with ocp.PyTreeCheckpointer() as ckptr:
-    restored = ckptr.restore(item.absolute(), args=ocp.args.PyTreeRestore(
-        item={k: saved[k] for k in fields}, restore_args=target, partial_restore=True))
+    restored = ckptr.restore(
+      item.absolute(),
+      args=ocp.args.PyTreeRestore(item={k: saved[k] for k in fields}, restore_args=target, partial_restore=True),
+    )
   if "queue" in restored:
     q = restored["queue"]
     restored["queue"] = support_queue.SupportQueue(q["embeddings"], q["ids"], q["ptr"])
@@ -217,8 +270,11 @@ def official_state(variables: dict[str, Any], fmt: str) -> dict[str, Any]:
     raise ValueError(f"format {fmt!r}; choose one of {FORMATS}")
   state = to_torch(variables["params"], variables.get("batch_stats"))
   if fmt == "mamp":
-    return {"model": collections.OrderedDict(
-        (k, v) for k, v in state.items() if not k.startswith(("head.predictor", "head.projector")))}
+    return {
+      "model": collections.OrderedDict(
+        (k, v) for k, v in state.items() if not k.startswith(("head.predictor", "head.projector"))
+      )
+    }
   out = collections.OrderedDict(queue_to_torch(variables["queue"]) if "queue" in variables else {})
   out.update((STUDENT + k, v) for k, v in state.items() if not k.startswith(("decoder", "mask_token")))
   return out

@@ -2,6 +2,7 @@
 head. Encoder parameters keep the top-level names of a MAMP checkpoint; the head sits under `head/`
 (PyTorch name map in `stars_jax.models.heads`).
 """
+
 import jax
 
 from stars_jax.models.heads import FinetuneHead, LinearHead
@@ -17,6 +18,7 @@ class Classifier(Encoder):
   output is cut from the gradient, so only the head trains). protocol 'finetune': the whole model trains, with
   drop path in the blocks and dropout in the FinetuneHead.
   """
+
   num_classes: int = 60
   protocol: str = "linear"
   head_hidden_dim: int = 2048
@@ -36,4 +38,3 @@ class Classifier(Encoder):
       features = jax.lax.stop_gradient(super().__call__(clips, deterministic=True))  # (N, M, TP, V, D)
       return self.head(pooled_features(features), train)
     return self.head(super().__call__(clips, deterministic=not train), train)
-

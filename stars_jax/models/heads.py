@@ -13,7 +13,8 @@ PyTorch name (after `encoder_student.` is stripped)   Flax path
   head.bn.{weight, bias, running_mean, running_var}     head/bn/{scale, bias}, batch_stats head/bn/{mean, var}
   head.fc2.{weight, bias}                               head/fc2/{kernel (transposed), bias}
 """
-from typing import Callable
+
+from collections.abc import Callable
 
 import flax.linen as nn
 import jax
@@ -22,7 +23,7 @@ import jax.numpy as jnp
 from stars_jax.models.transformer import trunc_normal
 
 BATCH_NORM_EPS = 1e-5  # PyTorch BatchNorm1d default
-HEAD_INIT_STD = 0.02   # STARS `weights_init`: Linear ~ N(0, 0.02), BN weight ~ N(1, 0.02), zero biases (§4.3)
+HEAD_INIT_STD = 0.02  # STARS `weights_init`: Linear ~ N(0, 0.02), BN weight ~ N(1, 0.02), zero biases (§4.3)
 
 head_dense_init = nn.initializers.normal(HEAD_INIT_STD)
 
@@ -45,10 +46,11 @@ class BatchNorm(nn.Module):
   applied `updates_per_step` times: the official STARS step runs the head on both (identical) views, so its
   running statistics move twice per step with the same batch statistics (SPEC §4.5).
   """
-  momentum: float = 0.1        # PyTorch convention: running = (1 - momentum) running + momentum batch
+
+  momentum: float = 0.1  # PyTorch convention: running = (1 - momentum) running + momentum batch
   epsilon: float = BATCH_NORM_EPS
   updates_per_step: int = 1
-  use_affine: bool = True      # False: PyTorch affine=False (no scale/bias parameters)
+  use_affine: bool = True  # False: PyTorch affine=False (no scale/bias parameters)
   scale_init: Callable = _bn_scale_init
 
   @nn.compact
@@ -58,8 +60,8 @@ class BatchNorm(nn.Module):
     running_var = self.variable("batch_stats", "var", jnp.ones, (features,), jnp.float32)
     x = x.astype(jnp.float32)
     if train:
-      mean = x.mean(axis=0)                          # (F,)
-      var = jnp.square(x - mean).mean(axis=0)        # (F,) biased, used to normalise
+      mean = x.mean(axis=0)  # (F,)
+      var = jnp.square(x - mean).mean(axis=0)  # (F,) biased, used to normalise
       if not self.is_initializing():
         n = x.shape[0]
         keep = (1.0 - self.momentum) ** self.updates_per_step
@@ -70,8 +72,9 @@ class BatchNorm(nn.Module):
     y = (x - mean) * jax.lax.rsqrt(var + self.epsilon)
     if not self.use_affine:
       return y
-    return y * self.param("scale", self.scale_init, (features,)) + self.param("bias", nn.initializers.zeros,
-                                                                             (features,))
+    return y * self.param("scale", self.scale_init, (features,)) + self.param(
+      "bias", nn.initializers.zeros, (features,)
+    )
 
 
 class PretrainHead(nn.Module):
@@ -80,6 +83,7 @@ class PretrainHead(nn.Module):
   projector = BatchNorm only (SPEC §7.7: z lives in the normalised encoder space);
   predictor = Linear (no bias) -> BatchNorm -> ReLU -> Linear.
   """
+
   hidden_dim: int = 4096
   bn_updates_per_step: int = 1
 
@@ -96,6 +100,7 @@ class PretrainHead(nn.Module):
 class LinearHead(nn.Module):
   """Linear-probe head (SPEC §3.3): pooled (N, D) -> BatchNorm(affine=False, eps 1e-6) -> Linear -> (N, C) logits.
   The Linear weight is trunc-normal std 0.01, its bias 0 (`main_linprobe.py`)."""
+
   num_classes: int
 
   @nn.compact
@@ -108,6 +113,7 @@ class FinetuneHead(nn.Module):
   """Fine-tune head (SPEC §2.9): features (N, M, TP, V, D) -> Dropout -> mean over TP -> flatten joints and
   channels per person (joint-major) -> mean over persons -> Linear(V*D -> hidden) -> BatchNorm -> ReLU ->
   Linear(-> C) logits (N, C). Linear layers xavier-uniform with zero bias, BatchNorm weight 1 and bias 0."""
+
   num_classes: int
   hidden_dim: int = 2048
   dropout: float = 0.3

@@ -26,7 +26,8 @@ Rule: `.` -> `/`, `blocks.{i}` -> `blocks_{i}`, Linear `weight` -> `kernel` (tra
 `weight` -> `scale`. The encoder alone (`Encoder`) owns exactly the non-`decoder*`/`mask*` names, which are
 also the encoder names of the downstream and STARS checkpoints (SPEC §2.10 B-D) after prefix stripping.
 """
-from typing import Optional
+
+import dataclasses
 
 import flax.linen as nn
 import jax
@@ -45,6 +46,7 @@ def fold_persons(x: jax.Array) -> jax.Array:
 
 class Encoder(nn.Module):
   """Segment embedding + factorised learnable temporal/joint embeddings + pre-norm blocks + final LayerNorm."""
+
   dim: int = 256
   depth: int = 8
   num_heads: int = 8
@@ -55,7 +57,7 @@ class Encoder(nn.Module):
   drop_rate: float = 0.0
   drop_path_rate: float = 0.0
   dtype: Dtype = jnp.float32
-  attention_impl: Optional[str] = None
+  attention_impl: str | None = None
   remat: bool = False  # recompute each block's activations in the backward pass (memory for compute)
 
   @property
@@ -72,8 +74,9 @@ class Encoder(nn.Module):
     self.pos_embed = self.param("pos_embed", trunc_normal(), (1, 1, self.num_joints, self.dim))
     rates = np.linspace(0.0, self.drop_path_rate, self.depth)  # stochastic depth, linear over depth
     self.blocks = [
-        self.block_class(self.num_heads, self.mlp_ratio, self.drop_rate, float(r), self.dtype, self.attention_impl)
-        for r in rates]
+      self.block_class(self.num_heads, self.mlp_ratio, self.drop_rate, float(r), self.dtype, self.attention_impl)
+      for r in rates
+    ]
     self.norm = layer_norm("norm", self.dtype)
 
   @property
@@ -107,6 +110,7 @@ def pooled_features(features: jax.Array) -> jax.Array:
 
 class MAMP(Encoder):
   """MAMP pretraining model: the encoder sees the visible tokens, the decoder predicts every token's motion."""
+
   decoder_dim: int = 256
   decoder_depth: int = 3
   decoder_heads: int = 8
@@ -117,13 +121,14 @@ class MAMP(Encoder):
     self.mask_token = self.param("mask_token", trunc_normal(), (1, 1, self.decoder_dim))
     self.decoder_embed = nn.Dense(self.decoder_dim, kernel_init=dense_init, dtype=self.dtype)
     self.decoder_temp_embed = self.param(
-        "decoder_temp_embed", trunc_normal(), (1, self.num_segments, 1, self.decoder_dim))
-    self.decoder_pos_embed = self.param(
-        "decoder_pos_embed", trunc_normal(), (1, 1, self.num_joints, self.decoder_dim))
+      "decoder_temp_embed", trunc_normal(), (1, self.num_segments, 1, self.decoder_dim)
+    )
+    self.decoder_pos_embed = self.param("decoder_pos_embed", trunc_normal(), (1, 1, self.num_joints, self.decoder_dim))
     # The official decoder reuses the encoder's drop-path rates by index; pretraining uses rate 0 anyway.
     self.decoder_blocks = [
-        self.block_class(self.decoder_heads, self.mlp_ratio, self.drop_rate, 0.0, self.dtype, self.attention_impl)
-        for _ in range(self.decoder_depth)]
+      self.block_class(self.decoder_heads, self.mlp_ratio, self.drop_rate, 0.0, self.dtype, self.attention_impl)
+      for _ in range(self.decoder_depth)
+    ]
     self.decoder_norm = layer_norm("decoder_norm", self.dtype)
     self.decoder_pred = nn.Dense(self.t_patch * self.dim_in, kernel_init=dense_init, dtype=self.dtype)
 
@@ -131,8 +136,7 @@ class MAMP(Encoder):
     """Visible latents (B, K, D) -> per-token predictions (B, L, t_patch * dim_in)."""
     b, k, _ = latent.shape
     latent = self.decoder_embed(latent)  # (B, K, Dd)
-    mask_tokens = jnp.broadcast_to(
-        self.mask_token.astype(self.dtype), (b, self.num_tokens - k, self.decoder_dim))
+    mask_tokens = jnp.broadcast_to(self.mask_token.astype(self.dtype), (b, self.num_tokens - k, self.decoder_dim))
     tokens = jnp.concatenate([latent, mask_tokens], axis=1)  # (B, L, Dd), shuffled order
     tokens = jnp.take_along_axis(tokens, ids_restore[..., None], axis=1)  # (B, L, Dd), token order
     pos = (self.decoder_temp_embed + self.decoder_pos_embed).reshape(1, self.num_tokens, self.decoder_dim)
@@ -141,8 +145,7 @@ class MAMP(Encoder):
       tokens = block(tokens, deterministic)
     return self.decoder_pred(self.decoder_norm(tokens)).astype(jnp.float32)
 
-  def __call__(self, x: jax.Array, masking: masking_lib.Masking,
-               deterministic: bool = True) -> jax.Array:
+  def __call__(self, x: jax.Array, masking: masking_lib.Masking, deterministic: bool = True) -> jax.Array:
     """x: (N*M, T, V, C) folded person-sequences; masking over their L tokens. Returns (N*M, L, t_patch*C)."""
     tokens = self.embed(x)  # (B, L, D)
     visible = jnp.take_along_axis(tokens, masking.ids_keep[..., None], axis=1)  # (B, K, D)
@@ -151,8 +154,14 @@ class MAMP(Encoder):
 
 
 def encoder_of(model: Encoder) -> Encoder:
-  """A plain Encoder with the same encoder hyper-parameters as `model` (e.g. the encoder of a MAMP)."""
-  return Encoder(dim=model.dim, depth=model.depth, num_heads=model.num_heads, mlp_ratio=model.mlp_ratio,
-                 num_frames=model.num_frames, num_joints=model.num_joints, t_patch=model.t_patch,
-                 drop_rate=model.drop_rate, drop_path_rate=model.drop_path_rate, dtype=model.dtype,
-                 attention_impl=model.attention_impl, remat=model.remat)
+  """A plain Encoder with every encoder field of `model` (e.g. the encoder of a MAMP, STARS or Classifier)."""
+  return Encoder(
+    **{
+      f.name: getattr(model, f.name) for f in dataclasses.fields(Encoder) if f.init and f.name not in ("parent", "name")
+    }
+  )
+
+
+def encoder_params(params: dict) -> dict:
+  """The encoder's sub-tree of a pretraining, tuning or downstream parameter tree: drops decoder*, mask*, head*."""
+  return {k: v for k, v in params.items() if not k.startswith(("decoder", "mask", "head"))}

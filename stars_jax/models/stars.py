@@ -7,6 +7,7 @@ Layers are numbered for partial tuning as in timm's layer-wise decay: 0 = embedd
 pos_embed), k + 1 = block k, depth + 1 = final norm, depth + 2 = head. With `first_tuned_layer = L` the
 activations entering layer L are cut from the gradient, so layers below L run forward only.
 """
+
 import jax
 import jax.numpy as jnp
 
@@ -21,6 +22,7 @@ def num_layers(depth: int) -> int:
 
 class STARS(Encoder):
   """Encoder + PretrainHead. Call: clips (N, M, T, V, C) -> (p, z), each (N, D) float32, unnormalised."""
+
   head_hidden_dim: int = 4096
   bn_updates_per_step: int = 1
   first_tuned_layer: int = 0

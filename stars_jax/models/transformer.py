@@ -3,7 +3,8 @@
 Parameters are float32; `dtype` is the compute dtype (bfloat16 on accelerators). Names follow the official
 PyTorch modules so that a state_dict maps one-to-one onto the Flax tree (see `stars_jax.models.mamp`).
 """
-from typing import Any, Optional
+
+from typing import Any
 
 import flax.linen as nn
 import jax
@@ -19,13 +20,15 @@ torch_conv_init = nn.initializers.variance_scaling(1 / 3, "fan_in", "uniform")
 
 def trunc_normal(std: float = 0.02, bound: float = 2.0) -> nn.initializers.Initializer:
   """timm trunc_normal_(std, a=-bound, b=bound): bounds are absolute, not in units of std."""
+
   def init(key, shape, dtype=jnp.float32):
     return std * jax.random.truncated_normal(key, -bound / std, bound / std, shape, dtype)
+
   return init
 
 
 def torch_conv_bias_init(fan_in: int) -> nn.initializers.Initializer:
-  bound = fan_in ** -0.5
+  bound = fan_in**-0.5
   return lambda key, shape, dtype=jnp.float32: jax.random.uniform(key, shape, dtype, -bound, bound)
 
 
@@ -35,6 +38,7 @@ def layer_norm(name: str, dtype: Dtype) -> nn.LayerNorm:
 
 class SegmentEmbed(nn.Module):
   """Embeds each joint's t_patch-frame segment: Conv(dim_in -> dim, kernel (t_patch, 1), stride (t_patch, 1))."""
+
   dim: int
   t_patch: int
   dtype: Dtype = jnp.float32
@@ -43,9 +47,16 @@ class SegmentEmbed(nn.Module):
   def __call__(self, x: jax.Array) -> jax.Array:
     # x: (B, T, V, C) -> (B, T/t_patch, V, dim)
     fan_in = self.t_patch * x.shape[-1]
-    return nn.Conv(self.dim, (self.t_patch, 1), strides=(self.t_patch, 1), padding="VALID",
-                   kernel_init=torch_conv_init, bias_init=torch_conv_bias_init(fan_in),
-                   dtype=self.dtype, name="proj")(x)
+    return nn.Conv(
+      self.dim,
+      (self.t_patch, 1),
+      strides=(self.t_patch, 1),
+      padding="VALID",
+      kernel_init=torch_conv_init,
+      bias_init=torch_conv_bias_init(fan_in),
+      dtype=self.dtype,
+      name="proj",
+    )(x)
 
 
 def _einsum_attention(q: jax.Array, k: jax.Array, v: jax.Array) -> jax.Array:
@@ -58,11 +69,12 @@ def _einsum_attention(q: jax.Array, k: jax.Array, v: jax.Array) -> jax.Array:
 
 class Attention(nn.Module):
   """Multi-head self-attention with one fused qkv projection, outputs ordered [q | k | v], each head-major."""
+
   num_heads: int
   dtype: Dtype = jnp.float32
   # None (auto: 'einsum' on CPU, else jax's choice), 'xla' or 'cudnn' (jax.nn.dot_product_attention), or
   # 'einsum': softmax(q k^T / sqrt(Dh)) v spelled out, about 1.5x faster than the 'xla' kernel on CPU.
-  implementation: Optional[str] = None
+  implementation: str | None = None
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
@@ -95,20 +107,21 @@ class Mlp(nn.Module):
 
 class Block(nn.Module):
   """Pre-norm block: x + DropPath(Attn(LN(x))); x + DropPath(MLP(LN(x))). Joint space-time attention."""
+
   num_heads: int
   mlp_ratio: float = 4.0
   drop_rate: float = 0.0
   drop_path: float = 0.0
   dtype: Dtype = jnp.float32
-  attention_impl: Optional[str] = None
+  attention_impl: str | None = None
 
   @nn.compact
   def __call__(self, x: jax.Array, deterministic: bool = True) -> jax.Array:
     # x: (B, N, D). DropPath drops whole residual branches per sequence (broadcast over tokens, channels).
     drop_path = nn.Dropout(self.drop_path, broadcast_dims=(1, 2), rng_collection="drop_path")
-    y = Attention(self.num_heads, self.dtype, self.attention_impl, name="attn")(
-        layer_norm("norm1", self.dtype)(x))
+    y = Attention(self.num_heads, self.dtype, self.attention_impl, name="attn")(layer_norm("norm1", self.dtype)(x))
     x = x + drop_path(y, deterministic=deterministic)
     y = Mlp(int(x.shape[-1] * self.mlp_ratio), self.drop_rate, self.dtype, name="mlp")(
-        layer_norm("norm2", self.dtype)(x), deterministic)
+      layer_norm("norm2", self.dtype)(x), deterministic
+    )
     return x + drop_path(y, deterministic=deterministic)

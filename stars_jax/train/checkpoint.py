@@ -1,21 +1,25 @@
 """Atomic, resumable checkpoints with Orbax: the train state plus a JSON item (input pipeline position, ...)."""
+
 import dataclasses
 import logging
 import pathlib
-from typing import Any, Optional
+from typing import Any
 
 import jax
 import orbax.checkpoint as ocp
 
-from stars_jax.train.state import path_name
+from stars_jax.pytree import path_name
 
 STATE_ITEM = "state"
 
 
 def _saved_fields(state: Any) -> dict[str, Any]:
-  """The array fields of a flax.struct state dataclass (its static fields are rebuilt from the config)."""
-  return {f.name: getattr(state, f.name) for f in dataclasses.fields(state)
-          if f.metadata.get("pytree_node", True)}
+  """The array fields of a flax.struct state dataclass that are set (a stage without a queue has none)."""
+  return {
+    f.name: getattr(state, f.name)
+    for f in dataclasses.fields(state)
+    if f.metadata.get("pytree_node", True) and getattr(state, f.name) is not None
+  }
 
 
 class Checkpointer:
@@ -24,10 +28,11 @@ class Checkpointer:
 
   def __init__(self, directory: str | pathlib.Path, keep: int = 3):
     self._manager = ocp.CheckpointManager(
-        pathlib.Path(directory).absolute(),
-        options=ocp.CheckpointManagerOptions(max_to_keep=keep, create=True, cleanup_tmp_directories=True))
+      pathlib.Path(directory).absolute(),
+      options=ocp.CheckpointManagerOptions(max_to_keep=keep, create=True, cleanup_tmp_directories=True),
+    )
 
-  def latest_step(self) -> Optional[int]:
+  def latest_step(self) -> int | None:
     return self._manager.latest_step()
 
   def save(self, state: Any, extra: dict[str, Any]) -> None:
@@ -35,16 +40,18 @@ class Checkpointer:
     step = int(jax.device_get(state.step))
     if step in self._manager.all_steps():
       return
-    self._manager.save(step, args=ocp.args.Composite(
-        state=ocp.args.StandardSave(_saved_fields(state)), data=ocp.args.JsonSave(extra)))
+    self._manager.save(
+      step, args=ocp.args.Composite(state=ocp.args.StandardSave(_saved_fields(state)), data=ocp.args.JsonSave(extra))
+    )
 
-  def restore(self, state: Any, step: Optional[int] = None) -> tuple[Any, dict[str, Any]]:
+  def restore(self, state: Any, step: int | None = None) -> tuple[Any, dict[str, Any]]:
     """Restores into the structure, dtypes and shardings of `state` (concrete or abstract arrays).
     Returns (state, extra)."""
     step = self.latest_step() if step is None else step
     target = jax.tree.map(ocp.utils.to_shape_dtype_struct, _saved_fields(state))
-    restored = self._manager.restore(step, args=ocp.args.Composite(
-        state=ocp.args.StandardRestore(target), data=ocp.args.JsonRestore()))
+    restored = self._manager.restore(
+      step, args=ocp.args.Composite(state=ocp.args.StandardRestore(target), data=ocp.args.JsonRestore())
+    )
     return state.replace(**restored["state"]), restored["data"]
 
   def wait(self) -> None:
@@ -72,8 +79,12 @@ def restore_fields(item_path: str | pathlib.Path, target: dict[str, Any]) -> dic
     raise FileNotFoundError(f"checkpoint item {item_path} not found")
   target = jax.tree.map(ocp.utils.to_shape_dtype_struct, target)
   with ocp.PyTreeCheckpointer() as checkpointer:
-    return checkpointer.restore(item_path.absolute(), args=ocp.args.PyTreeRestore(
-        item=target, restore_args=ocp.checkpoint_utils.construct_restore_args(target), partial_restore=True))
+    return checkpointer.restore(
+      item_path.absolute(),
+      args=ocp.args.PyTreeRestore(
+        item=target, restore_args=ocp.checkpoint_utils.construct_restore_args(target), partial_restore=True
+      ),
+    )
 
 
 def saved_structure(item_path: str | pathlib.Path) -> dict[str, Any]:
@@ -86,16 +97,19 @@ def restore_checked(item_path: str | pathlib.Path, target: dict[str, Any], confi
   """`restore_fields` after checking that every target leaf exists in the checkpoint with the target's shape;
   a mismatch raises an error naming the checkpoint key and `config_key` (the setting that chose the file)."""
   saved = saved_structure(item_path)
-  saved_shapes = {path_name(p): tuple(v.shape) for p, v in
-                  jax.tree_util.tree_flatten_with_path(saved, is_leaf=lambda v: hasattr(v, "shape"))[0]}
+  saved_shapes = {
+    path_name(p): tuple(v.shape)
+    for p, v in jax.tree_util.tree_flatten_with_path(saved, is_leaf=lambda v: hasattr(v, "shape"))[0]
+  }
   for p, v in jax.tree_util.tree_flatten_with_path(target)[0]:
     name = path_name(p)
     if saved_shapes.get(name) != tuple(v.shape):
-      raise ValueError(f"{item_path}: checkpoint key {name!r} has shape {saved_shapes.get(name)}, the model "
-                       f"expects {tuple(v.shape)} ({config_key} must point at a checkpoint of this model "
-                       "size; config.model must match it)")
+      raise ValueError(
+        f"{item_path}: checkpoint key {name!r} has shape {saved_shapes.get(name)}, the model "
+        f"expects {tuple(v.shape)} ({config_key} must point at a checkpoint of this model "
+        "size; config.model must match it)"
+      )
   return restore_fields(item_path, target)
-
 
 
 def restore_params(directory: str | pathlib.Path, target: dict[str, Any], config_key: str) -> dict[str, Any]:

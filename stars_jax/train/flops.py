@@ -18,6 +18,7 @@ Convention
 
 Return values are Python ints (exact), per step for `batch_clips` clips.
 """
+
 from typing import Any
 
 from stars_jax import masking
@@ -27,18 +28,30 @@ def block_flops(tokens: int, dim: int, mlp_ratio: float) -> dict[str, int]:
   """Forward matmul flops of one pre-norm transformer block on one sequence of `tokens` tokens."""
   n, d, h = tokens, dim, int(dim * mlp_ratio)
   return {
-      "qkv": 2 * n * d * 3 * d,
-      "attn_scores": 2 * n * n * d,  # q·kᵀ summed over heads: heads · n · n · head_dim = n · n · d
-      "attn_values": 2 * n * n * d,  # attn·v
-      "proj": 2 * n * d * d,
-      "mlp": 2 * n * d * h * 2,  # fc1 + fc2
+    "qkv": 2 * n * d * 3 * d,
+    "attn_scores": 2 * n * n * d,  # q·kᵀ summed over heads: heads · n · n · head_dim = n · n · d
+    "attn_values": 2 * n * n * d,  # attn·v
+    "proj": 2 * n * d * d,
+    "mlp": 2 * n * d * h * 2,  # fc1 + fc2
   }
 
 
-def mamp_step_flops(*, batch_clips: int, persons: int = 2, num_frames: int = 120, num_joints: int = 25,
-                    t_patch: int = 4, dim: int = 256, depth: int = 8, num_heads: int = 8,
-                    mlp_ratio: float = 4.0, decoder_dim: int = 256, decoder_depth: int = 3,
-                    dim_in: int = 3, num_visible: int = 74) -> dict[str, Any]:
+def mamp_step_flops(
+  *,
+  batch_clips: int,
+  persons: int = 2,
+  num_frames: int = 120,
+  num_joints: int = 25,
+  t_patch: int = 4,
+  dim: int = 256,
+  depth: int = 8,
+  num_heads: int = 8,
+  mlp_ratio: float = 4.0,
+  decoder_dim: int = 256,
+  decoder_depth: int = 3,
+  dim_in: int = 3,
+  num_visible: int = 74,
+) -> dict[str, Any]:
   """Matmul flops (multiply-add = 2) of one MAMP pretraining step on `batch_clips` clips.
 
   Returns {'embed', 'encoder', 'decoder', 'heads', 'forward', 'train', 'per_clip_forward',
@@ -62,16 +75,25 @@ def mamp_step_flops(*, batch_clips: int, persons: int = 2, num_frames: int = 120
   embed = seqs * 2 * tokens * patch * dim
   encoder = seqs * depth * sum(enc_block.values())
   decoder = seqs * decoder_depth * sum(dec_block.values())
-  heads = seqs * (2 * num_visible * dim * decoder_dim  # decoder_embed on the visible latents
-                  + 2 * tokens * decoder_dim * patch)  # decoder_pred on every token
+  heads = seqs * (
+    2 * num_visible * dim * decoder_dim  # decoder_embed on the visible latents
+    + 2 * tokens * decoder_dim * patch
+  )  # decoder_pred on every token
   forward = embed + encoder + decoder + heads
   return {
-      "embed": embed, "encoder": encoder, "decoder": decoder, "heads": heads,
-      "forward": forward, "train": 3 * forward,
-      "per_clip_forward": forward // batch_clips if batch_clips else 0,
-      "per_clip_train": 3 * forward // batch_clips if batch_clips else 0,
-      "sequences": seqs, "tokens": tokens, "visible": num_visible,
-      "encoder_block": enc_block, "decoder_block": dec_block,
+    "embed": embed,
+    "encoder": encoder,
+    "decoder": decoder,
+    "heads": heads,
+    "forward": forward,
+    "train": 3 * forward,
+    "per_clip_forward": forward // batch_clips if batch_clips else 0,
+    "per_clip_train": 3 * forward // batch_clips if batch_clips else 0,
+    "sequences": seqs,
+    "tokens": tokens,
+    "visible": num_visible,
+    "encoder_block": enc_block,
+    "decoder_block": dec_block,
   }
 
 
@@ -80,7 +102,15 @@ def from_config(config, batch_clips: int) -> dict[str, Any]:
   m = config.model
   tokens = config.data.window // m.t_patch * m.num_joints
   return mamp_step_flops(
-      batch_clips=batch_clips, num_frames=config.data.window, num_joints=m.num_joints,
-      t_patch=m.t_patch, dim=m.dim, depth=m.depth, num_heads=m.num_heads, mlp_ratio=m.mlp_ratio,
-      decoder_dim=m.decoder_dim, decoder_depth=m.decoder_depth,
-      num_visible=masking.num_visible(tokens, config.masking.mask_ratio))
+    batch_clips=batch_clips,
+    num_frames=config.data.window,
+    num_joints=m.num_joints,
+    t_patch=m.t_patch,
+    dim=m.dim,
+    depth=m.depth,
+    num_heads=m.num_heads,
+    mlp_ratio=m.mlp_ratio,
+    decoder_dim=m.decoder_dim,
+    decoder_depth=m.decoder_depth,
+    num_visible=masking.num_visible(tokens, config.pretrain.masking.mask_ratio),
+  )

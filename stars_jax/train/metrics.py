@@ -1,6 +1,7 @@
 """Metric writing (TensorBoard event files) and the console progress bar; only process 0 writes."""
+
 import pathlib
-from typing import Mapping
+from collections.abc import Mapping
 
 import jax
 import tqdm
@@ -26,5 +27,12 @@ class MetricWriter:
 
 def progress_bar(total: int, initial: int, desc: str) -> tqdm.tqdm:
   """Steps bar with ETA; loss, learning rate and clips/s are set as postfix at each log step."""
-  return tqdm.tqdm(total=total, initial=initial, desc=desc, unit="step", dynamic_ncols=True,
-                   disable=jax.process_index() != 0, mininterval=1.0)
+  return tqdm.tqdm(
+    total=total,
+    initial=initial,
+    desc=desc,
+    unit="step",
+    dynamic_ncols=True,
+    disable=jax.process_index() != 0,
+    mininterval=1.0,
+  )

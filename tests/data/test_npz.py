@@ -1,4 +1,5 @@
 """Memory-mapped npz reader: values equal np.load's; layout errors name the file, key and sample."""
+
 import pathlib
 
 import numpy as np
@@ -82,11 +83,14 @@ def test_not_a_zip(tmp_path):
     npz.open_split(path, "train")
 
 
-@pytest.mark.parametrize("x,pattern", [
+@pytest.mark.parametrize(
+  "x,pattern",
+  [
     (np.zeros((3, 5), np.float32), r"'x_train' has shape \(3, 5\)"),
     (np.zeros((3, 5, 149), np.float32), r"'x_train' has shape \(3, 5, 149\)"),
     (np.zeros((3, 5, 150), np.float64), r"'x_train' has dtype float64"),
-])
+  ],
+)
 def test_bad_x_layout(tmp_path, x, pattern):
   path = tmp_path / "bad_x.npz"
   np.savez(path, x_train=x, y_train=np.eye(NUM_CLASSES)[:3])
@@ -110,8 +114,7 @@ def test_labels_must_be_2d(tmp_path):
     npz.open_split(path, "train")
 
 
-@pytest.mark.parametrize("bad_row,row",
-                         [(2, np.zeros(NUM_CLASSES)), (1, np.array([1, 0, 1, 0, 0.]))])
+@pytest.mark.parametrize("bad_row,row", [(2, np.zeros(NUM_CLASSES)), (1, np.array([1, 0, 1, 0, 0.0]))])
 def test_non_one_hot_row_named(tmp_path, bad_row, row):
   x, y = _make_arrays(6, t=5)
   y[bad_row] = row

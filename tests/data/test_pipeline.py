@@ -1,4 +1,5 @@
 """grain pipeline: epoch coverage, determinism, host sharding, resumable state, padded eval."""
+
 import itertools
 import json
 
@@ -53,7 +54,7 @@ def test_train_epochs_cover_each_sample_once_and_reshuffle(split):
   batches = _take(it, 12)  # three epochs
   for b in batches:
     _check_batch(b, B)
-  epochs = [np.concatenate([b["index"] for b in batches[e * 4:(e + 1) * 4]]) for e in range(3)]
+  epochs = [np.concatenate([b["index"] for b in batches[e * 4 : (e + 1) * 4]]) for e in range(3)]
   for order in epochs:
     assert len(order) == 32 and len(np.unique(order)) == 32  # drop_last: 5 samples skipped
     assert order.min() >= 0 and order.max() < N
@@ -64,8 +65,7 @@ def test_train_epochs_cover_each_sample_once_and_reshuffle(split):
 
 def test_train_seed_determinism(split):
   a = _take(pipeline.train_iterator(split, global_batch_size=B, seed=5), 6)
-  b = _take(pipeline.train_iterator(split, global_batch_size=B, seed=5, num_threads=4,
-                                    prefetch=1), 6)
+  b = _take(pipeline.train_iterator(split, global_batch_size=B, seed=5, num_threads=4, prefetch=1), 6)
   c = _take(pipeline.train_iterator(split, global_batch_size=B, seed=6), 6)
   _assert_same(a, b)
   assert not all(np.array_equal(x["index"], y["index"]) for x, y in zip(a, c))
@@ -73,12 +73,13 @@ def test_train_seed_determinism(split):
 
 def test_two_hosts_concatenate_to_one(split):
   one = _take(pipeline.train_iterator(split, global_batch_size=B, seed=1), 6)
-  hosts = [_take(pipeline.train_iterator(split, global_batch_size=B, seed=1, process_index=p,
-                                         process_count=2), 6) for p in range(2)]
+  hosts = [
+    _take(pipeline.train_iterator(split, global_batch_size=B, seed=1, process_index=p, process_count=2), 6)
+    for p in range(2)
+  ]
   for step, batch in enumerate(one):
     for k in batch:
-      np.testing.assert_array_equal(
-          np.concatenate([hosts[0][step][k], hosts[1][step][k]]), batch[k])
+      np.testing.assert_array_equal(np.concatenate([hosts[0][step][k], hosts[1][step][k]]), batch[k])
     assert hosts[0][step]["x"].shape[0] == B // 2
 
 
@@ -123,11 +124,12 @@ def test_set_state_rejects_other_stream(split):
 
 @pytest.mark.parametrize("process_count", [1, 2, 4])
 def test_eval_covers_all_samples_once_with_padding(split, process_count):
-  hosts = [list(pipeline.eval_batches(split, global_batch_size=B, process_index=p,
-                                      process_count=process_count)) for p in range(process_count)]
+  hosts = [
+    list(pipeline.eval_batches(split, global_batch_size=B, process_index=p, process_count=process_count))
+    for p in range(process_count)
+  ]
   assert all(len(h) == 5 for h in hosts)  # ceil(37 / 8)
-  merged = [{k: np.concatenate([h[step][k] for h in hosts]) for k in hosts[0][step]}
-            for step in range(5)]
+  merged = [{k: np.concatenate([h[step][k] for h in hosts]) for k in hosts[0][step]} for step in range(5)]
   for batch in merged:
     _check_batch(batch, B)
     assert batch["valid"].dtype == bool

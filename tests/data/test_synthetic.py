@@ -1,4 +1,5 @@
 """Tests of the synthetic NTU stand-in: file layout, determinism, skeleton sanity, splits, caching, difficulty."""
+
 import dataclasses
 import json
 import zipfile
@@ -79,7 +80,7 @@ def test_zero_padding_and_variable_lengths(small):
 
 
 def test_second_person_only_in_interactions(small):
-  two_person = np.array([a.two_person for a in motions.ACTIONS[:SMALL.num_classes]])
+  two_person = np.array([a.two_person for a in motions.ACTIONS[: SMALL.num_classes]])
   assert two_person.sum() >= 2
   for sample, length, label in zip(small["x"], small["length"], small["label"]):
     second = sample[:length, 75:]
@@ -154,7 +155,10 @@ def test_ensure_synthetic_caches_and_regenerates_on_spec_change(tmp_path):
   with np.load(paths["xsub"]) as f:
     assert not np.array_equal(f["x_train"], before)
   assert sorted(p.name for p in tmp_path.iterdir()) == [
-      "Synthetic_XSub.npz", "Synthetic_XView.npz", "synthetic_spec.json"]
+    "Synthetic_XSub.npz",
+    "Synthetic_XView.npz",
+    "synthetic_spec.json",
+  ]
 
 
 def test_interrupted_write_leaves_no_file(tmp_path, monkeypatch):
@@ -192,7 +196,7 @@ def test_classes_separable_but_not_trivially():
   # Raw coordinates resampled to 30 frames: nearest neighbour is good but imperfect (measured 0.88-0.89).
   frames = np.stack([s[np.linspace(0, n - 1, 30).round().astype(int)] for s, n in zip(data["x"], data["length"])])
   flat = frames.reshape(len(frames), -1).astype(np.float64)  # (N, 30 * 150)
-  sq = (flat ** 2).sum(axis=1)
+  sq = (flat**2).sum(axis=1)
   distances = sq[~train, None] + sq[None, train] - 2 * flat[~train] @ flat[train].T
   nearest = labels[train][distances.argmin(axis=1)]
   assert 2 * chance < (nearest == labels[~train]).mean() < 0.97

@@ -1,4 +1,5 @@
 """Feeder transforms: exact crop/resize arithmetic, rotation conventions, jit/sharded batching."""
+
 import math
 
 import jax
@@ -43,8 +44,7 @@ def test_resize_upsample_hand_computed():
   np.testing.assert_allclose(np.asarray(out), np.repeat(expected, 2, axis=1), rtol=0, atol=1e-6)
 
 
-@pytest.mark.parametrize("length,window", [(300, 120), (286, 120), (64, 120), (7, 120), (1, 120),
-                                           (4, 8)])
+@pytest.mark.parametrize("length,window", [(300, 120), (286, 120), (64, 120), (7, 120), (1, 120), (4, 8)])
 def test_resize_weights_bit_exact_under_jit(length, window):
   frames = np.arange(length, dtype=np.float32)[:, None]
   s_ref = _reference_resize(frames, window)[:, 0]  # frame index i0 + w1 (i1 = i0 + 1 or clamped)
@@ -71,10 +71,8 @@ def test_resize_300_to_120_matches_loop():
 def test_eval_crop_resize_matches_loop(valid, p):
   x = _sample(valid, seed=valid)
   bias = int((1 - p) * valid / 2)
-  out = transforms.crop_resize(jnp.asarray(x), transforms.valid_length(jnp.asarray(x)), None, (p,),
-                               120)
-  np.testing.assert_allclose(np.asarray(out), _reference_resize(x[bias:valid - bias], 120),
-                             rtol=1e-6, atol=1e-6)
+  out = transforms.crop_resize(jnp.asarray(x), transforms.valid_length(jnp.asarray(x)), None, (p,), 120)
+  np.testing.assert_allclose(np.asarray(out), _reference_resize(x[bias : valid - bias], 120), rtol=1e-6, atol=1e-6)
 
 
 @pytest.mark.parametrize("p", [0.9, 0.95, 1.0])
@@ -106,7 +104,7 @@ def test_train_crop_resize_matches_window():
   key = jax.random.key(7)
   start, length = transforms.crop_window(jnp.int32(250), key, (0.5, 1.0), T)
   out = transforms.crop_resize(jnp.asarray(x), jnp.int32(250), key, (0.5, 1.0), 120)
-  ref = _reference_resize(x[int(start):int(start) + int(length)], 120)
+  ref = _reference_resize(x[int(start) : int(start) + int(length)], 120)
   np.testing.assert_allclose(np.asarray(out), ref, rtol=1e-6, atol=1e-6)
 
 
@@ -150,22 +148,25 @@ def test_random_rotation_angles_and_application():
 
 
 def _batch() -> np.ndarray:
-  return np.stack([_sample(v, seed=i, second_person=i % 2 == 0)
-                   for i, v in enumerate([300, 250, 90, 40, 120, 300, 10, 175])])  # (8, T, 150)
+  return np.stack(
+    [_sample(v, seed=i, second_person=i % 2 == 0) for i, v in enumerate([300, 250, 90, 40, 120, 300, 10, 175])]
+  )  # (8, T, 150)
 
 
 def test_augment_batch_rotation_and_zero_persons():
   x = jnp.asarray(_batch())
-  augment = jax.jit(lambda k, b, a: transforms.augment_batch(k, b, p_interval=(0.5, 1.0), window=120,
-                                                             rotate=True, max_angle=a))
+  augment = jax.jit(
+    lambda k, b, a: transforms.augment_batch(k, b, p_interval=(0.5, 1.0), window=120, rotate=True, max_angle=a)
+  )
   out = np.asarray(augment(jax.random.key(0), x, 0.3))
   unrotated = np.asarray(augment(jax.random.key(0), x, 0.0))  # same crops, identity rotation
   assert out.shape == (8, 2, 120, 25, 3) and out.dtype == np.float32
   for i in range(8):
     assert (out[i, 1] == 0).all() == (i % 2 == 1)
     assert (np.abs(out[i, 0]).sum(axis=(1, 2)) > 0).all()  # no padding frame leaks into the crop
-  np.testing.assert_allclose(np.linalg.norm(out, axis=-1), np.linalg.norm(unrotated, axis=-1),
-                             rtol=1e-5, atol=1e-6)  # rotation about the origin keeps joint norms
+  np.testing.assert_allclose(
+    np.linalg.norm(out, axis=-1), np.linalg.norm(unrotated, axis=-1), rtol=1e-5, atol=1e-6
+  )  # rotation about the origin keeps joint norms
   assert not np.allclose(out, unrotated)
 
 
@@ -175,7 +176,7 @@ def test_augment_batch_eval_is_deterministic_crop():
   for i in (0, 3):
     valid = int(transforms.valid_length(jnp.asarray(x[i])))
     bias = int(0.05 * valid / 2)
-    ref = _reference_resize(x[i, bias:valid - bias], 120)  # (120, 150)
+    ref = _reference_resize(x[i, bias : valid - bias], 120)  # (120, 150)
     ref = ref.reshape(120, 2, 25, 3).transpose(1, 0, 2, 3)
     np.testing.assert_allclose(np.asarray(out[i]), ref, rtol=1e-6, atol=1e-6)
   with pytest.raises(ValueError, match="key"):
@@ -196,4 +197,3 @@ def test_augment_batch_jit_and_sharded_match_eager():
   np.testing.assert_allclose(np.asarray(out), eager, rtol=1e-6, atol=1e-6)
   other = np.asarray(jitted(jax.random.key(43), x))
   assert not np.allclose(other, eager)
-

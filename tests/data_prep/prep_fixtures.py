@@ -1,9 +1,10 @@
 """Raw-file fixtures for the data_prep tests, written in the exact NTU / PKU-MMD formats."""
+
 import pathlib
 
 import numpy as np
 
-from data_prep.ntu_skeleton import format_skeleton
+from stars_jax.data_prep.ntu_skeleton import format_skeleton
 
 JOINTS = np.arange(25, dtype=np.float64)
 
@@ -36,12 +37,12 @@ def write_pku(folder: pathlib.Path, video: str, skeleton: np.ndarray, labels: li
   (folder / "skeleton").mkdir(parents=True, exist_ok=True)
   (folder / "label").mkdir(parents=True, exist_ok=True)
   (folder / "skeleton" / f"{video}.txt").write_text(
-      "\n".join(" ".join(f"{v:.6g}" for v in row) for row in skeleton) + "\n")
+    "\n".join(" ".join(f"{v:.6g}" for v in row) for row in skeleton) + "\n"
+  )
   (folder / "label" / f"{video}.txt").write_text("\n".join(labels) + "\n")
 
 
 def write_pku_split(folder: pathlib.Path, file_name: str, train: list[str], test: list[str]) -> None:
   """The official split-file layout: a title line, the training list, a title line, the test list."""
   folder.mkdir(parents=True, exist_ok=True)
-  (folder / file_name).write_text(
-      f"Training videos: \n{', '.join(train)}\nValidataion videos: \n{', '.join(test)}\n")
+  (folder / file_name).write_text(f"Training videos: \n{', '.join(train)}\nValidataion videos: \n{', '.join(test)}\n")

@@ -1,11 +1,11 @@
 """Denoising and actor selection (SPEC §1.3) on hand-built bodies with hand-worked expected outputs."""
+
 import numpy as np
 import pytest
 from prep_fixtures import tall, wide
 
-from data_prep.ntu_denoise import (DenoiseError, DenoiseOptions, body_motion, denoise, overlaps,
-                                   spread_valid)
-from data_prep.ntu_skeleton import BodyTrack, RawSkeleton
+from stars_jax.data_prep.ntu_denoise import DenoiseError, DenoiseOptions, body_motion, denoise, overlaps, spread_valid
+from stars_jax.data_prep.ntu_skeleton import BodyTrack, RawSkeleton
 
 
 def track(body_id: str, frames: list[int], make=tall, shift: float = 0.0) -> BodyTrack:

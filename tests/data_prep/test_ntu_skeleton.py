@@ -1,10 +1,17 @@
 """The `.skeleton` parser: structure, compaction of empty frames, body tracks, and its error messages."""
+
 import numpy as np
 import pytest
 from prep_fixtures import tall, wide, write_ntu
 
-from data_prep.ntu_skeleton import (NoSkeletonError, SkeletonFormatError, format_skeleton, parse_name,
-                                    parse_skeleton, read_skeleton)
+from stars_jax.data_prep.ntu_skeleton import (
+  NoSkeletonError,
+  SkeletonFormatError,
+  format_skeleton,
+  parse_name,
+  parse_skeleton,
+  read_skeleton,
+)
 
 
 def test_parse_compacts_empty_frames_and_tracks_bodies(tmp_path):
@@ -41,7 +48,9 @@ def _corrupt(line_index: int, replacement: str | None) -> str:
 
 
 # Layout: line 1 frame count, 2 body count, 3 body info, 4 joint count, 5-29 joints, 30 body count of frame 1.
-@pytest.mark.parametrize("line, replacement, message", [
+@pytest.mark.parametrize(
+  "line, replacement, message",
+  [
     (40, None, r"f.skeleton:41: file ends early \(truncated\?\): expected 25 joint lines of frame 1, body 0"),
     (8, "0.1 0.2 abc 1 1 1 1 1 1 1 1 2", r"f.skeleton:9: non-numeric or non-finite value 'abc'"),
     (8, "0.1 0.2 nan 1 1 1 1 1 1 1 1 2", r"f.skeleton:9: non-numeric or non-finite value 'nan'"),
@@ -51,7 +60,8 @@ def _corrupt(line_index: int, replacement: str | None) -> str:
     (2, "7 0 1 1 1 1 0 0.01 -0.16", r"f.skeleton:3: expected 10 numbers \(body info of frame 0, body 0\)"),
     (2, "7a 0 1 1 1 1 0 0.01 -0.16 2", r"f.skeleton:3: non-numeric or non-finite value '7a'"),
     (0, "3", r"f.skeleton:58: file ends early \(truncated\?\): expected the body count of frame 2"),
-])
+  ],
+)
 def test_corrupt_files_name_file_and_line(line, replacement, message):
   with pytest.raises(SkeletonFormatError, match=message):
     parse_skeleton(_corrupt(line, replacement), "f.skeleton")

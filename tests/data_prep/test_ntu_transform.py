@@ -1,9 +1,10 @@
 """Sequence transformation and splits (SPEC §1.4): centring, second person, padding, split rules and counts."""
+
 import numpy as np
 import pytest
 from ntu_names import MISSING, all_names
 
-from data_prep import ntu_transform as tr
+from stars_jax.data_prep import ntu_transform as tr
 
 
 def test_centre_on_first_frame_spine_middle_of_actor1():
@@ -43,9 +44,15 @@ def test_split_order_is_id_list_order_then_name_order():
   assert xset["train"].tolist() == [3] and xset["test"].tolist() == [0, 1, 2]
 
 
-@pytest.mark.parametrize("dataset, split, train, test", [
-    ("ntu60", "xsub", 40091, 16487), ("ntu60", "xview", 37646, 18932),
-    ("ntu120", "xsub", 63026, 50919), ("ntu120", "xset", 54468, 59477)])
+@pytest.mark.parametrize(
+  "dataset, split, train, test",
+  [
+    ("ntu60", "xsub", 40091, 16487),
+    ("ntu60", "xview", 37646, 18932),
+    ("ntu120", "xsub", 63026, 50919),
+    ("ntu120", "xset", 54468, 59477),
+  ],
+)
 def test_split_sizes_match_spec(dataset, split, train, test):
   names = sorted(set(all_names(tr.MAX_SETUP[dataset])) - set(MISSING))
   assert len(names) == {"ntu60": 56578, "ntu120": 113945}[dataset]  # SPEC §1.1

@@ -1,12 +1,13 @@
 """PKU-MMD I / II (SPEC §1.5) from fixture skeleton, label and split files, with hand-worked samples."""
+
 import json
 
 import numpy as np
 import pytest
 from prep_fixtures import write_pku, write_pku_split
 
-from data_prep import cli, pku
 from stars_jax.data import npz
+from stars_jax.data_prep import cli, pku
 
 
 def _video(frames: int) -> np.ndarray:
@@ -71,11 +72,14 @@ def test_pku2_reads_v2_split_files(raw, tmp_path):
     pku.pku_dataset("pku1", raw)
 
 
-@pytest.mark.parametrize("label_line, message", [
+@pytest.mark.parametrize(
+  "label_line, message",
+  [
     ("3,2", r"0002-L.txt:1: expected 'label,start,end,confidence' integers, got '3,2'"),
     ("x,2,5,1", r"0002-L.txt:1: expected 'label,start,end,confidence' integers"),
     ("52,2,5,1", r"0002-L.txt:1: label 52 outside 1..51"),
-])
+  ],
+)
 def test_bad_label_files(raw, label_line, message):
   (raw / "label" / "0002-L.txt").write_text(label_line + "\n")
   result = pku.process_video(str(raw / "label" / "0002-L.txt"), str(raw / "skeleton"), pku.PkuOptions())

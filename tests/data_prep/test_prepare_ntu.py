@@ -1,22 +1,29 @@
 """`stars-jax prepare ntu60|ntu120` end to end on fixture raw folders: npz layout, order, log, errors."""
+
 import json
 
 import numpy as np
 import pytest
 from prep_fixtures import single, tall, wide, write_ntu
 
-from data_prep import cli, ntu, prepare
 from stars_jax.data import npz
+from stars_jax.data_prep import cli, ntu, prepare
 
 
 @pytest.fixture
 def raw(tmp_path):
   folder = tmp_path / "raw"
   write_ntu(folder / "nturgb+d_skeletons", "S001C001P001R001A001", single(20))  # xsub train, xview test
-  write_ntu(folder / "nturgb+d_skeletons", "S001C002P003R001A002",  # xsub test, xview train
-            [[]] + [[("5", tall(t, 0.25)), ("6", wide(t))] for t in range(15)])  # empty frame + spread noise
-  write_ntu(folder / "nturgb+d_skeletons", "S001C003P001R001A003",  # two actors
-            [[("1", tall(t, 0.25)), ("2", tall(t, 0.01))] for t in range(14)])
+  write_ntu(
+    folder / "nturgb+d_skeletons",
+    "S001C002P003R001A002",  # xsub test, xview train
+    [[]] + [[("5", tall(t, 0.25)), ("6", wide(t))] for t in range(15)],
+  )  # empty frame + spread noise
+  write_ntu(
+    folder / "nturgb+d_skeletons",
+    "S001C003P001R001A003",  # two actors
+    [[("1", tall(t, 0.25)), ("2", tall(t, 0.01))] for t in range(14)],
+  )
   write_ntu(folder / "nturgb+d_skeletons", "S001C001P002R001A004", [[], []])  # no skeleton
   write_ntu(folder / "nturgb+d_skeletons", "S002C002P001R001A005", single(12))  # on the exclusion list
   write_ntu(folder / "nturgb+d_skeletons_120", "S018C002P008R001A061", single(16))  # NTU-120 only
@@ -28,16 +35,31 @@ def _expected(frames: np.ndarray, duplicate: bool = False) -> np.ndarray:
   """Hand rule: centre (T, 75) on frame 0's spine middle, second person zeros or a copy, pad to 300."""
   x = frames.reshape(len(frames), 75) - np.tile(frames[0, 1], 25)
   out = np.zeros((300, 150), np.float32)
-  out[:len(x), :75] = x
+  out[: len(x), :75] = x
   if duplicate:
-    out[:len(x), 75:] = x
+    out[: len(x), 75:] = x
   return out
 
 
 def test_prepare_ntu60(raw, tmp_path, capsys):
   out = tmp_path / "out"
-  assert cli.main(["ntu60", "--raw", str(raw), "--out", str(out), "--exclude", str(tmp_path / "missing.txt"),
-                   "--workers", "1", "--no-progress"]) == 0
+  assert (
+    cli.main(
+      [
+        "ntu60",
+        "--raw",
+        str(raw),
+        "--out",
+        str(out),
+        "--exclude",
+        str(tmp_path / "missing.txt"),
+        "--workers",
+        "1",
+        "--no-progress",
+      ]
+    )
+    == 0
+  )
   assert "NTU60_XSub.npz: 2 train / 1 test" in capsys.readouterr().out
   assert sorted(p.name for p in out.iterdir()) == ["NTU60_XSub.npz", "NTU60_XView.npz", "ntu60_prepare_log.json"]
   with np.load(out / "NTU60_XSub.npz") as f:
@@ -58,15 +80,22 @@ def test_prepare_ntu60(raw, tmp_path, capsys):
   assert log["files"] == {"NTU60_XSub.npz": {"train": 2, "test": 1}, "NTU60_XView.npz": {"train": 2, "test": 1}}
   assert set(log["skipped"]) == {"S001C001P002R001A004", "S002C002P001R001A005"}
   assert "none of its 2 frames" in log["skipped"]["S001C001P002R001A004"]
-  assert log["events"]["S001C002P003R001A002"] == {"bodies": 2, "dropped_by_spread": ["6"], "actors": 1,
-                                                     "empty_frames_dropped": 1}
+  assert log["events"]["S001C002P003R001A002"] == {
+    "bodies": 2,
+    "dropped_by_spread": ["6"],
+    "actors": 1,
+    "empty_frames_dropped": 1,
+  }
 
 
 def test_prepare_ntu120_duplicates_lone_actor_in_parallel(raw, tmp_path):
   serial = prepare.prepare(ntu.ntu_dataset("ntu120", raw), tmp_path / "a", workers=1)
   parallel = prepare.prepare(ntu.ntu_dataset("ntu120", raw), tmp_path / "b", workers=2)
-  assert serial["files"] == parallel["files"] == {"NTU120_XSub.npz": {"train": 4, "test": 1},
-                                                  "NTU120_XSet.npz": {"train": 2, "test": 3}}
+  assert (
+    serial["files"]
+    == parallel["files"]
+    == {"NTU120_XSub.npz": {"train": 4, "test": 1}, "NTU120_XSet.npz": {"train": 2, "test": 3}}
+  )
   for name in ("NTU120_XSub.npz", "NTU120_XSet.npz"):
     with np.load(tmp_path / "a" / name) as a, np.load(tmp_path / "b" / name) as b:
       for key in a.files:
@@ -91,8 +120,10 @@ def test_corrupt_file_fails_listing_every_error_and_writes_nothing(raw, tmp_path
 
 def test_interrupted_write_leaves_no_output(raw, tmp_path):
   dataset = ntu.ntu_dataset("ntu60", raw)
+
   def broken(names):
     raise KeyboardInterrupt
+
   dataset.files["NTU60_XView.npz"] = broken
   with pytest.raises(KeyboardInterrupt):
     prepare.prepare(dataset, tmp_path / "out")

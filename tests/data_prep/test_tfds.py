@@ -1,4 +1,5 @@
 """TFDS build (array_record, no TensorFlow) read back through the config option data.format='array_record'."""
+
 import sys
 
 import ml_collections
@@ -6,8 +7,8 @@ import numpy as np
 import pytest
 from prep_fixtures import single, tall, write_ntu
 
-from data_prep import cli
 from stars_jax.data import npz, pipeline, sources
+from stars_jax.data_prep import cli
 
 pytest.importorskip("tensorflow_datasets")
 
@@ -23,8 +24,9 @@ def test_tfds_build_matches_npz_and_feeds_the_pipeline(tmp_path, capsys):
   assert "xsub: " in capsys.readouterr().out
   assert "tensorflow" not in sys.modules
   for config, file in (("xsub", "NTU60_XSub.npz"), ("xview", "NTU60_XView.npz")):
-    data = ml_collections.ConfigDict(dict(path=str(tmp_path / "tfds" / "ntu_rgbd60" / config / "1.0.0"),
-                                          format="array_record"))
+    data = ml_collections.ConfigDict(
+      dict(path=str(tmp_path / "tfds" / "ntu_rgbd60" / config / "1.0.0"), format="array_record")
+    )
     for split in ("train", "test"):
       built = sources.open_split(data, split)
       reference = npz.open_split(tmp_path / "npz" / file, split)

@@ -1,4 +1,5 @@
 """Cluster metrics on separated and random data; the figures are valid PNG files."""
+
 import numpy as np
 import pytest
 from threadpoolctl import threadpool_limits
@@ -42,6 +43,7 @@ def test_random_labels_score_zero():
 
 def test_silhouette_subsample_is_seeded(monkeypatch):
   from stars_jax.evaluate import clusters
+
   monkeypatch.setattr(clusters, "SILHOUETTE_MAX_SAMPLES", 60)
   x, labels = _blobs(2, spread=1.0)
   a, b = cluster_metrics(x, labels, seed=3), cluster_metrics(x, labels, seed=3)

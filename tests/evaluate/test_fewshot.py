@@ -1,10 +1,11 @@
 """Few-shot protocols on hand-made 2-D features (points on the unit circle at given angles, in degrees)."""
+
 import numpy as np
 import pytest
 
-from stars_jax.evaluate.fewshot import (NTU120_ONE_SHOT_NOVEL, NTU120_STARS_NOVEL, fewshot_knn, held_out_classes,
-                                        novel_class_split, one_shot_accuracy, one_shot_exemplars)
+from stars_jax.evaluate.fewshot import fewshot_knn, novel_class_split, one_shot_accuracy, one_shot_exemplars
 from stars_jax.evaluate.knn import knn_accuracies
+from stars_jax.recipes import NTU120_ONE_SHOT_NOVEL, NTU120_STARS_NOVEL, held_out_classes
 
 
 def _circle(*degrees):

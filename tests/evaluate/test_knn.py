@@ -1,4 +1,5 @@
 """On-device kNN (`knn_predict`, `knn_accuracies`) against sklearn's KNeighborsClassifier(metric='cosine')."""
+
 import numpy as np
 import pytest
 from sklearn.neighbors import KNeighborsClassifier
@@ -45,9 +46,11 @@ def test_ties_go_to_the_smallest_class():
   angles = np.array([0.1, 0.2, 0.3, 0.4])
   bank = np.stack([np.cos(angles), np.sin(angles)], axis=1).astype(np.float32)
   query = np.array([[1.0, 0.0]], np.float32)
-  for bank_y, want in [((3, 1, 3, 1), {1: 3, 2: 1, 3: 3, 4: 1}),
-                       ((1, 3, 3, 1), {1: 1, 2: 1, 3: 3, 4: 1}),
-                       ((2, 0, 4, 4), {1: 2, 2: 0, 3: 0, 4: 4})]:
+  for bank_y, want in [
+    ((3, 1, 3, 1), {1: 3, 2: 1, 3: 3, 4: 1}),
+    ((1, 3, 3, 1), {1: 1, 2: 1, 3: 3, 4: 1}),
+    ((2, 0, 4, 4), {1: 2, 2: 0, 3: 0, 4: 4}),
+  ]:
     bank_y = np.array(bank_y)
     for k, cls in want.items():
       assert knn_predict(bank, bank_y, query, k=k, num_classes=5)[0] == cls, (bank_y, k)
@@ -59,8 +62,10 @@ def test_chunk_size_does_not_change_results():
   whole = knn_accuracies(bank, bank_y, queries, query_y, ks=KS, chunk=1024)
   for chunk in (1, 7, 32):
     assert knn_accuracies(bank, bank_y, queries, query_y, ks=KS, chunk=chunk) == whole
-    np.testing.assert_array_equal(knn_predict(bank, bank_y, queries, k=5, num_classes=6, chunk=chunk),
-                                  knn_predict(bank, bank_y, queries, k=5, num_classes=6))
+    np.testing.assert_array_equal(
+      knn_predict(bank, bank_y, queries, k=5, num_classes=6, chunk=chunk),
+      knn_predict(bank, bank_y, queries, k=5, num_classes=6),
+    )
 
 
 def test_k_larger_than_bank_is_an_error():

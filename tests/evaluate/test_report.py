@@ -1,21 +1,23 @@
-"""results.json -> markdown table: rows, Δ, best/last labels, skipped entries, seed aggregation, CLI."""
+"""results.json -> markdown table: rows, Δ, best/last labels, skipped entries, seed aggregation, title per job
+stage, CLI."""
+
 import json
 import sys
 
 import pytest
 
-from stars_jax.evaluate.report import main, markdown_table, write_report
+from stars_jax.evaluate.report import main, markdown_table, render, write_report
 
 RESULTS = {
-    "config": {"seed": 0, "data": {"name": "synthetic"}},
-    "pretrain": {"steps": 10, "loss_history": [{"loss": 1.0}]},
-    "devices": ["cpu"],
-    "flags": {"probe": True},
-    "knn1": {"stage1": 70.0, "stars": 75.5, "random_init": 10.0},
-    "linear": {"stage1": {"best": 80.0, "last": 79.0}, "stars": {"best": 82.0, "last": 81.25}},
-    "finetune": {"stage1": 90.0},
-    "finetune_last": {"stage1": 89.5},
-    "nmi": {"stage1": 0.5, "stars": 0.625},
+  "config": {"seed": 0, "data": {"name": "synthetic"}},
+  "pretrain": {"steps": 10, "loss_history": [{"loss": 1.0}]},
+  "devices": ["cpu"],
+  "flags": {"probe": True},
+  "knn1": {"stage1": 70.0, "stars": 75.5, "random_init": 10.0},
+  "linear": {"stage1": {"best": 80.0, "last": 79.0}, "stars": {"best": 82.0, "last": 81.25}},
+  "finetune": {"stage1": 90.0},
+  "finetune_last": {"stage1": 89.5},
+  "nmi": {"stage1": 0.5, "stars": 0.625},
 }
 
 TABLE = """\
@@ -60,18 +62,45 @@ def test_write_report_and_cli(tmp_path, capsys):
   assert not list(tmp_path.glob("*.tmp"))
 
 
+@pytest.mark.parametrize(
+  "stage,title",
+  [
+    ("pretrain_tune", "Stage 1 (MAMP) vs tuned (STARS) encoder"),
+    ("evaluate", "Frozen-feature protocols"),
+    ("pretrain", "Results"),
+    (None, "Results"),
+  ],
+)
+def test_title_follows_the_stage_recorded_in_the_results(tmp_path, stage, title):
+  config = {**RESULTS["config"], **({"stage": stage} if stage else {})}
+  text = write_report(tmp_path, {**RESULTS, "config": config})  # given results: no results.json needed
+  assert text.startswith(f"# {title}\n\n{TABLE}\n")
+  assert (tmp_path / "report.md").read_text() == text
+  assert not (tmp_path / "results.json").exists()
+
+
+def test_explicit_stage_and_title_win(tmp_path):
+  recorded = {**RESULTS, "config": {**RESULTS["config"], "stage": "evaluate"}}
+  assert write_report(tmp_path, recorded, stage="pretrain_tune") == render(RESULTS, "pretrain_tune")
+  assert render(RESULTS, "pretrain_tune").startswith("# Stage 1 (MAMP) vs tuned (STARS) encoder\n")
+  assert render(RESULTS, "evaluate", title="Mine").startswith(f"# Mine\n\n{TABLE}\n")
+
+
 def test_cli_several_seeds_and_missing(tmp_path, capsys):
   for seed, acc in enumerate([60.0, 64.0]):
     (tmp_path / str(seed)).mkdir()
     (tmp_path / str(seed) / "results.json").write_text(json.dumps({"knn1": {"stage1": acc}}))
   assert main([str(tmp_path / "0"), str(tmp_path / "1")]) == 0
-  assert "| knn1 | 62.00 ± 2.83 |" in capsys.readouterr().out
+  out = capsys.readouterr().out
+  assert "| knn1 | 62.00 ± 2.83 |" in out
+  assert out.startswith(f"# Results, 2 seeds: {tmp_path / '0'}, {tmp_path / '1'}\n")
   assert not (tmp_path / "0" / "report.md").exists()
   assert main([str(tmp_path / "0"), str(tmp_path / "missing")]) == 1
 
 
 def test_subcommand_entry_point(tmp_path, monkeypatch, capsys):
   from stars_jax.main import run
+
   (tmp_path / "results.json").write_text(json.dumps(RESULTS))
   monkeypatch.setattr(sys, "argv", ["stars-jax", "report", str(tmp_path)])
   with pytest.raises(SystemExit) as exit_info:

@@ -1,6 +1,7 @@
 """Official checkpoint layout (SPEC §2.10 tables), import/export round trips, and imported checkpoints feeding
 our training code. No torch needed: official files are written with torch when it is importable, else with
 our zip writer in the same layout."""
+
 import argparse
 import collections
 import pickle
@@ -11,71 +12,124 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from stars_jax import main as cli, recipes, support_queue
+from stars_jax import main as cli
+from stars_jax import recipes, sharding, support_queue
 from stars_jax.interop import export_torch, import_torch, pth, torch_checkpoint
 from stars_jax.models.classifier import Classifier
 from stars_jax.models.mamp import MAMP
 from stars_jax.models.stars import STARS
-from stars_jax.train import checkpoint, sharding, tune
+from stars_jax.train import checkpoint, tune
+from stars_jax.train import state as state_lib
 
 
 def block(p: str, d: int = 256, h: int = 1024) -> list:
   """SPEC §2.10 block(P): the 12 tensors of one transformer block, in state_dict order."""
-  return [(f"{p}.norm1.weight", (d,)), (f"{p}.norm1.bias", (d,)), (f"{p}.attn.proj.weight", (d, d)),
-          (f"{p}.attn.proj.bias", (d,)), (f"{p}.attn.qkv.weight", (3 * d, d)), (f"{p}.attn.qkv.bias", (3 * d,)),
-          (f"{p}.norm2.weight", (d,)), (f"{p}.norm2.bias", (d,)), (f"{p}.mlp.fc1.weight", (h, d)),
-          (f"{p}.mlp.fc1.bias", (h,)), (f"{p}.mlp.fc2.weight", (d, h)), (f"{p}.mlp.fc2.bias", (d,))]
+  return [
+    (f"{p}.norm1.weight", (d,)),
+    (f"{p}.norm1.bias", (d,)),
+    (f"{p}.attn.proj.weight", (d, d)),
+    (f"{p}.attn.proj.bias", (d,)),
+    (f"{p}.attn.qkv.weight", (3 * d, d)),
+    (f"{p}.attn.qkv.bias", (3 * d,)),
+    (f"{p}.norm2.weight", (d,)),
+    (f"{p}.norm2.bias", (d,)),
+    (f"{p}.mlp.fc1.weight", (h, d)),
+    (f"{p}.mlp.fc1.bias", (h,)),
+    (f"{p}.mlp.fc2.weight", (d, h)),
+    (f"{p}.mlp.fc2.bias", (d,)),
+  ]
 
 
 def encoder(d=256, depth=8, tp=30, v=25, u=4, prefix="") -> list:
-  return [(prefix + k, s) for k, s in [
-      ("temp_embed", (1, tp, 1, d)), ("pos_embed", (1, 1, v, d)), ("joints_embed.proj.weight", (d, 3, u, 1)),
-      ("joints_embed.proj.bias", (d,)), *sum((block(f"blocks.{i}", d, 4 * d) for i in range(depth)), []),
-      ("norm.weight", (d,)), ("norm.bias", (d,))]]
+  return [
+    (prefix + k, s)
+    for k, s in [
+      ("temp_embed", (1, tp, 1, d)),
+      ("pos_embed", (1, 1, v, d)),
+      ("joints_embed.proj.weight", (d, 3, u, 1)),
+      ("joints_embed.proj.bias", (d,)),
+      *sum((block(f"blocks.{i}", d, 4 * d) for i in range(depth)), []),
+      ("norm.weight", (d,)),
+      ("norm.bias", (d,)),
+    ]
+  ]
 
 
 def table_a(decoder_depth: int, d=256, depth=8, tp=30, v=25, u=4) -> list:
   """SPEC §2.10 A: MAMP pretraining model."""
   enc = encoder(d, depth, tp, v, u)
-  return [enc[0], enc[1], ("mask_token", (1, 1, d)), ("decoder_temp_embed", (1, tp, 1, d)),
-          ("decoder_pos_embed", (1, 1, v, d)), *enc[2:], ("decoder_embed.weight", (d, d)),
-          ("decoder_embed.bias", (d,)),
-          *sum((block(f"decoder_blocks.{j}", d, 4 * d) for j in range(decoder_depth)), []),
-          ("decoder_norm.weight", (d,)), ("decoder_norm.bias", (d,)), ("decoder_pred.weight", (3 * u, d)),
-          ("decoder_pred.bias", (3 * u,))]
+  return [
+    enc[0],
+    enc[1],
+    ("mask_token", (1, 1, d)),
+    ("decoder_temp_embed", (1, tp, 1, d)),
+    ("decoder_pos_embed", (1, 1, v, d)),
+    *enc[2:],
+    ("decoder_embed.weight", (d, d)),
+    ("decoder_embed.bias", (d,)),
+    *sum((block(f"decoder_blocks.{j}", d, 4 * d) for j in range(decoder_depth)), []),
+    ("decoder_norm.weight", (d,)),
+    ("decoder_norm.bias", (d,)),
+    ("decoder_pred.weight", (3 * u, d)),
+    ("decoder_pred.bias", (3 * u,)),
+  ]
 
 
 def table_b(c: int, d=256, depth=8, tp=30, v=25, hidden=2048) -> list:
   """SPEC §2.10 B: fine-tune model."""
-  return [*encoder(d, depth, tp, v), ("head.bn.weight", (hidden,)), ("head.bn.bias", (hidden,)),
-          ("head.bn.running_mean", (hidden,)), ("head.bn.running_var", (hidden,)),
-          ("head.bn.num_batches_tracked", ()),
-          ("head.fc1.weight", (hidden, v * d)), ("head.fc1.bias", (hidden,)), ("head.fc2.weight", (c, hidden)),
-          ("head.fc2.bias", (c,))]
+  return [
+    *encoder(d, depth, tp, v),
+    ("head.bn.weight", (hidden,)),
+    ("head.bn.bias", (hidden,)),
+    ("head.bn.running_mean", (hidden,)),
+    ("head.bn.running_var", (hidden,)),
+    ("head.bn.num_batches_tracked", ()),
+    ("head.fc1.weight", (hidden, v * d)),
+    ("head.fc1.bias", (hidden,)),
+    ("head.fc2.weight", (c, hidden)),
+    ("head.fc2.bias", (c,)),
+  ]
 
 
 def table_c(c: int, d=256, depth=8, tp=30, v=25) -> list:
   """SPEC §2.10 C: linear-probe model after the BatchNorm surgery."""
-  return [*encoder(d, depth, tp, v), ("head.fc.0.running_mean", (d,)), ("head.fc.0.running_var", (d,)),
-          ("head.fc.0.num_batches_tracked", ()), ("head.fc.1.weight", (c, d)), ("head.fc.1.bias", (c,))]
+  return [
+    *encoder(d, depth, tp, v),
+    ("head.fc.0.running_mean", (d,)),
+    ("head.fc.0.running_var", (d,)),
+    ("head.fc.0.num_batches_tracked", ()),
+    ("head.fc.1.weight", (c, d)),
+    ("head.fc.1.bias", (c,)),
+  ]
 
 
 def table_d(d=256, depth=8, tp=30, v=25, hidden=4096, k=32768) -> list:
   """SPEC §2.10 D: STARS tuning checkpoint."""
   s = "encoder_student.head."
-  bn = lambda p, n: [(f"{p}.{x}", (n,)) for x in ("weight", "bias", "running_mean", "running_var")] + [  # noqa
-      (f"{p}.num_batches_tracked", ())]
-  return [("queue", (d, k)), ("queue_ptr", (1,)), ("queue_id", (k,)),
-          *encoder(d, depth, tp, v, prefix="encoder_student."),
-          *bn(s + "projector.0", d), (s + "predictor.0.weight", (hidden, d)), *bn(s + "predictor.1", hidden),
-          (s + "predictor.3.weight", (d, hidden)), (s + "predictor.3.bias", (d,))]
+  bn = lambda p, n: (
+    [(f"{p}.{x}", (n,)) for x in ("weight", "bias", "running_mean", "running_var")]
+    + [  # noqa
+      (f"{p}.num_batches_tracked", ())
+    ]
+  )
+  return [
+    ("queue", (d, k)),
+    ("queue_ptr", (1,)),
+    ("queue_id", (k,)),
+    *encoder(d, depth, tp, v, prefix="encoder_student."),
+    *bn(s + "projector.0", d),
+    (s + "predictor.0.weight", (hidden, d)),
+    *bn(s + "predictor.1", hidden),
+    (s + "predictor.3.weight", (d, hidden)),
+    (s + "predictor.3.bias", (d,)),
+  ]
 
 
 BUFFERS = ("running_mean", "running_var", "num_batches_tracked", "queue", "queue_ptr", "queue_id")
 
 
 def num_params(table) -> int:
-  return sum(int(np.prod(s)) for k, s in table if not k.split(".")[-1] in BUFFERS)
+  return sum(int(np.prod(s)) for k, s in table if k.split(".")[-1] not in BUFFERS)
 
 
 def test_spec_tables_totals():
@@ -103,6 +157,7 @@ CLIP = np.zeros((1, 2, 120, 25, 3), np.float32)
 @pytest.mark.parametrize("decoder_depth", [3, 5])
 def test_mamp_layout_matches_spec(decoder_depth):
   from stars_jax import masking
+
   model = MAMP(decoder_depth=decoder_depth)
   x = jnp.zeros((1, 120, 25, 3))
   variables = zeros_like_init(model, x, masking.masking_from_keep(jnp.zeros((1, 74), jnp.int32), 750))
@@ -134,8 +189,12 @@ TINY = dict(d=32, depth=2, tp=4, v=25)
 def random_official(kind: str, seed: int = 0) -> dict:
   """A tiny official-format checkpoint object (float32 tensors, int64 counters), as the official code saves."""
   rng = np.random.default_rng(seed)
-  table = {"mamp": table_a(1, **TINY), "finetune": table_b(5, hidden=64, **TINY), "linear": table_c(5, **TINY),
-           "stars": table_d(hidden=64, k=16, **TINY)}[kind]
+  table = {
+    "mamp": table_a(1, **TINY),
+    "finetune": table_b(5, hidden=64, **TINY),
+    "linear": table_c(5, **TINY),
+    "stars": table_d(hidden=64, k=16, **TINY),
+  }[kind]
   state = collections.OrderedDict()
   for k, s in table:
     if k.endswith("num_batches_tracked"):
@@ -180,9 +239,9 @@ def test_import_export_round_trip_is_exact(tmp_path, kind):
     assert back[k].dtype == v.dtype and back[k].shape == v.shape and np.array_equal(back[k], expected), k
 
 
-def tiny_tune_config(init: str):
+def tiny_tune_config(init: str, data_path: str):
   config = recipes.stars_tune("ntu60", "xsub", "third")
-  config.data.window = 16
+  config.data.update(path=data_path, window=16, num_threads=1)
   config.model.update(dim=32, depth=2, num_heads=4, compute_dtype="float32")
   config.stars.update(head_hidden_dim=64, batch_size=8, init=init)
   config.stars.queue.size = 16
@@ -190,21 +249,20 @@ def tiny_tune_config(init: str):
 
 
 @pytest.mark.parametrize("kind", ["mamp", "stars"])
-def test_imported_checkpoint_initialises_stars(tmp_path, kind):
+def test_imported_checkpoint_initialises_stars(tmp_path, tiny_config, kind):
   """`stars.init=DIR` on an imported official checkpoint: the encoder (and for STARS the head, BatchNorm
   statistics and queue) equal the official tensors."""
   source = random_official(kind, seed=1)
   save_official(source, tmp_path / "official.pth")
   torch_checkpoint.import_checkpoint(tmp_path / "official.pth", tmp_path / "ours")
-  config = tiny_tune_config(str(tmp_path / "ours"))
-  model = tune.build_model(config)
-  state, *_ = tune.init_state(config, model, tune.make_schedule(config, 1), sharding.make_mesh())
+  config = tiny_tune_config(str(tmp_path / "ours"), tiny_config.data.path)
+  mesh = sharding.make_mesh()
+  stage = tune.stage(config, mesh)
+  state, _ = state_lib.create_sharded(stage.create, mesh, config.sharding, stage.rules)
   fresh_head = jax.device_get(state.params["head"])
   state = tune.load_init(state, config.stars.init)
-  state_dict = source["model"] if kind == "mamp" else {
-      k.removeprefix("encoder_student."): v for k, v in source.items()}
-  expected = torch_checkpoint.to_flax(
-      {k: v for k, v in state_dict.items() if not k.startswith(("decoder", "mask"))})
+  state_dict = source["model"] if kind == "mamp" else {k.removeprefix("encoder_student."): v for k, v in source.items()}
+  expected = torch_checkpoint.to_flax({k: v for k, v in state_dict.items() if not k.startswith(("decoder", "mask"))})
   params = jax.device_get(state.params)
   for name in ("blocks_1", "joints_embed", "temp_embed", "norm"):
     assert jax.tree.all(jax.tree.map(np.array_equal, params[name], expected["params"][name]))
@@ -223,8 +281,9 @@ def test_imported_classifier_restores_into_the_classifier(tmp_path):
   info = torch_checkpoint.import_checkpoint(tmp_path / "official.pth", tmp_path / "ours")
   assert info["kind"] == "finetune" and info["num_classes"] == 5 and info["epoch"] == 399
   assert info["args"]["model_args"] == {"num_heads": 4}
-  model = Classifier(dim=32, depth=2, num_heads=4, num_frames=16, num_classes=5, protocol="finetune",
-                     head_hidden_dim=64)
+  model = Classifier(
+    dim=32, depth=2, num_heads=4, num_frames=16, num_classes=5, protocol="finetune", head_hidden_dim=64
+  )
   target = jax.eval_shape(lambda: model.init(jax.random.PRNGKey(0), np.zeros((1, 2, 16, 25, 3), np.float32)))
   restored = checkpoint.restore_fields(checkpoint.latest_item_path(tmp_path / "ours"), target)
   assert jax.tree.map(np.shape, restored) == jax.tree.map(np.shape, target)
@@ -238,9 +297,15 @@ def test_subcommands_registered():
 def test_pth_reader_details(tmp_path):
   """Strided, 0-d and bfloat16 tensors; shared storages; Namespace; a non-zip file is refused."""
   import ml_dtypes
+
   base = np.arange(12, dtype=np.float32).reshape(3, 4)
-  obj = {"t": base.T, "s": np.asarray(5, np.int64), "b": np.ones(3, ml_dtypes.bfloat16),
-         "args": argparse.Namespace(lr=0.1), "nested": [1, "x", (2.5, None)]}
+  obj = {
+    "t": base.T,
+    "s": np.asarray(5, np.int64),
+    "b": np.ones(3, ml_dtypes.bfloat16),
+    "args": argparse.Namespace(lr=0.1),
+    "nested": [1, "x", (2.5, None)],
+  }
   pth.save(obj, tmp_path / "a.pth")
   back = pth.load(tmp_path / "a.pth")
   np.testing.assert_array_equal(back["t"], base.T)

@@ -1,4 +1,5 @@
 """The downstream classifier: head structure, parameter counts of SPEC §2.10, frozen encoder under the probe."""
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -6,7 +7,7 @@ import pytest
 
 from stars_jax.models.classifier import Classifier
 from stars_jax.models.mamp import Encoder
-from stars_jax.train.state import path_name
+from stars_jax.pytree import path_name
 
 CLIP = jnp.zeros((2, 2, 120, 25, 3))  # (N, M, T, V, C)
 
@@ -17,20 +18,26 @@ def _count(tree) -> int:
 
 @pytest.mark.parametrize("num_classes,total", [(60, 19_572_284), (120, 19_695_224), (51, 19_553_843)])
 def test_official_finetune_model_size(num_classes, total):
-  variables = jax.eval_shape(lambda: Classifier(num_classes=num_classes, protocol="finetune").init(
-      jax.random.PRNGKey(0), CLIP))
+  variables = jax.eval_shape(
+    lambda: Classifier(num_classes=num_classes, protocol="finetune").init(jax.random.PRNGKey(0), CLIP)
+  )
   assert _count(variables["params"]) == total  # SPEC §2.10 B (num_batches_tracked excluded)
   head = {path_name(p): x.shape for p, x in jax.tree_util.tree_flatten_with_path(variables["params"]["head"])[0]}
-  assert head == {"fc1/kernel": (6400, 2048), "fc1/bias": (2048,), "bn/scale": (2048,), "bn/bias": (2048,),
-                  "fc2/kernel": (2048, num_classes), "fc2/bias": (num_classes,)}
+  assert head == {
+    "fc1/kernel": (6400, 2048),
+    "fc1/bias": (2048,),
+    "bn/scale": (2048,),
+    "bn/bias": (2048,),
+    "fc2/kernel": (2048, num_classes),
+    "fc2/bias": (num_classes,),
+  }
 
 
 def test_linear_head_is_batchnorm_without_affine_then_linear():
   variables = jax.eval_shape(lambda: Classifier(num_classes=60).init(jax.random.PRNGKey(0), CLIP))
   head = variables["params"]["head"]
   assert set(head) == {"fc_1"} and _count(head) == 256 * 60 + 60  # SPEC §2.10 C: trainable 256 C + C
-  assert {k: v.shape for k, v in variables["batch_stats"]["head"]["fc_0"].items()} == {"mean": (256,),
-                                                                                       "var": (256,)}
+  assert {k: v.shape for k, v in variables["batch_stats"]["head"]["fc_0"].items()} == {"mean": (256,), "var": (256,)}
 
 
 def test_linear_probe_normalises_with_eps_1e6_and_trains_only_the_head():
@@ -40,9 +47,10 @@ def test_linear_probe_normalises_with_eps_1e6_and_trains_only_the_head():
   params = variables["params"]
 
   def loss(p):
-    logits, _ = model.apply({"params": p, "batch_stats": variables["batch_stats"]}, clips, train=True,
-                            mutable=["batch_stats"])
-    return jnp.sum(logits ** 2)
+    logits, _ = model.apply(
+      {"params": p, "batch_stats": variables["batch_stats"]}, clips, train=True, mutable=["batch_stats"]
+    )
+    return jnp.sum(logits**2)
 
   grads = jax.grad(loss)(params)
   assert all(float(jnp.abs(g).max()) == 0.0 for k, g in grads.items() if k != "head" for g in jax.tree.leaves(g))
@@ -56,8 +64,16 @@ def test_linear_probe_normalises_with_eps_1e6_and_trains_only_the_head():
 
 
 def test_finetune_dropout_only_in_training():
-  model = Classifier(dim=16, depth=1, num_heads=2, num_frames=8, num_classes=3, protocol="finetune",
-                     head_hidden_dim=8, drop_path_rate=0.5)
+  model = Classifier(
+    dim=16,
+    depth=1,
+    num_heads=2,
+    num_frames=8,
+    num_classes=3,
+    protocol="finetune",
+    head_hidden_dim=8,
+    drop_path_rate=0.5,
+  )
   clips = jax.random.normal(jax.random.PRNGKey(1), (4, 2, 8, 25, 3))
   variables = model.init(jax.random.PRNGKey(0), clips)
   eval_a = model.apply(variables, clips)

@@ -1,12 +1,14 @@
 """STARS head (SPEC §4.2): parameter layout, PyTorch BatchNorm1d statistics, and SyncBatchNorm-style sharding."""
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from jax.sharding import NamedSharding, PartitionSpec as P
+from jax.sharding import NamedSharding
+from jax.sharding import PartitionSpec as P
 
 from stars_jax.models.heads import BatchNorm, PretrainHead
-from stars_jax.train.sharding import make_mesh
+from stars_jax.sharding import make_mesh
 
 EPS = 1e-5
 
@@ -19,8 +21,10 @@ def _bn_variables(rng, features, updates_per_step=1):
   """BatchNorm variables with non-trivial running statistics."""
   bn = BatchNorm(updates_per_step=updates_per_step)
   variables = bn.init(jax.random.PRNGKey(0), jnp.zeros((4, features)), train=True)
-  stats = {"mean": jnp.asarray(rng.normal(size=features), jnp.float32),
-           "var": jnp.asarray(rng.uniform(0.5, 2.0, size=features), jnp.float32)}
+  stats = {
+    "mean": jnp.asarray(rng.normal(size=features), jnp.float32),
+    "var": jnp.asarray(rng.uniform(0.5, 2.0, size=features), jnp.float32),
+  }
   return bn, {"params": variables["params"], "batch_stats": stats}
 
 
@@ -29,13 +33,15 @@ def test_pretrain_head_parameter_tree_matches_official_layout():
   variables = head.init(jax.random.PRNGKey(0), jnp.zeros((4, 8)), train=True)
   assert set(variables) == {"params", "batch_stats"}
   assert _shapes(variables["params"]) == {
-      "projector_0": {"scale": (8,), "bias": (8,)},
-      "predictor_0": {"kernel": (8, 16)},  # no bias
-      "predictor_1": {"scale": (16,), "bias": (16,)},
-      "predictor_3": {"kernel": (16, 8), "bias": (8,)},
+    "projector_0": {"scale": (8,), "bias": (8,)},
+    "predictor_0": {"kernel": (8, 16)},  # no bias
+    "predictor_1": {"scale": (16,), "bias": (16,)},
+    "predictor_3": {"kernel": (16, 8), "bias": (8,)},
   }
   assert _shapes(variables["batch_stats"]) == {
-      "projector_0": {"mean": (8,), "var": (8,)}, "predictor_1": {"mean": (16,), "var": (16,)}}
+    "projector_0": {"mean": (8,), "var": (8,)},
+    "predictor_1": {"mean": (16,), "var": (16,)},
+  }
   # Initialisation does not move the running statistics (PyTorch: zeros and ones).
   for stats in variables["batch_stats"].values():
     np.testing.assert_array_equal(stats["mean"], 0.0)
@@ -106,9 +112,10 @@ def test_batchnorm_sharded_batch_uses_global_statistics(updates_per_step):
   for k in ("mean", "var"):
     np.testing.assert_allclose(new_sharded["batch_stats"][k], new_one["batch_stats"][k], rtol=1e-5)
   # And those are the global-batch statistics, not an average of per-device ones.
-  keep = 0.9 ** updates_per_step
+  keep = 0.9**updates_per_step
   old_var = np.asarray(variables["batch_stats"]["var"])
-  np.testing.assert_allclose(new_sharded["batch_stats"]["var"],
-                             keep * old_var + (1 - keep) * x.var(0, ddof=1), rtol=1e-5)
+  np.testing.assert_allclose(
+    new_sharded["batch_stats"]["var"], keep * old_var + (1 - keep) * x.var(0, ddof=1), rtol=1e-5
+  )
   per_device_var = x.reshape(8, 2, 4).var(1, ddof=1).mean(0)
   assert not np.allclose(x.var(0, ddof=1), per_device_var, rtol=0.1)

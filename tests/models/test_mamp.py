@@ -1,4 +1,5 @@
 """Model structure against SPEC §2.10 and forward-pass behaviour."""
+
 import re
 
 import jax
@@ -8,19 +9,28 @@ import pytest
 
 from stars_jax import masking
 from stars_jax.models import transformer
-from stars_jax.models.mamp import MAMP, Encoder, encoder_of
-from stars_jax.train.state import path_name
+from stars_jax.models.mamp import MAMP, Encoder, encoder_of, encoder_params
+from stars_jax.pytree import path_name
 
 TORCH_BLOCK = {  # SPEC §2.10 block(P) -> Flax leaf shapes
-    "norm1/scale": (256,), "norm1/bias": (256,), "attn/proj/kernel": (256, 256), "attn/proj/bias": (256,),
-    "attn/qkv/kernel": (256, 768), "attn/qkv/bias": (768,), "norm2/scale": (256,), "norm2/bias": (256,),
-    "mlp/fc1/kernel": (256, 1024), "mlp/fc1/bias": (1024,), "mlp/fc2/kernel": (1024, 256),
-    "mlp/fc2/bias": (256,)}
+  "norm1/scale": (256,),
+  "norm1/bias": (256,),
+  "attn/proj/kernel": (256, 256),
+  "attn/proj/bias": (256,),
+  "attn/qkv/kernel": (256, 768),
+  "attn/qkv/bias": (768,),
+  "norm2/scale": (256,),
+  "norm2/bias": (256,),
+  "mlp/fc1/kernel": (256, 1024),
+  "mlp/fc1/bias": (1024,),
+  "mlp/fc2/kernel": (1024, 256),
+  "mlp/fc2/bias": (256,),
+}
 
 
 def _shapes(model, x, mask):
   tree = jax.eval_shape(model.init, jax.random.PRNGKey(0), x, mask)["params"]
-  return {path_name(p): l.shape for p, l in jax.tree_util.tree_flatten_with_path(tree)[0]}
+  return {path_name(p): leaf.shape for p, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]}
 
 
 @pytest.fixture(scope="module")
@@ -47,10 +57,24 @@ def test_full_size_parameter_counts_and_names(full_inputs, decoder_depth, total,
     for i in range(depth):
       for leaf, shape in TORCH_BLOCK.items():
         assert shapes[f"{prefix}_{i}/{leaf}"] == shape
-  assert not [k for k in shapes if re.match(r"(decoder_)?blocks_\d+/", k) is None
-              and k.split("/")[0] not in {"temp_embed", "pos_embed", "mask_token", "decoder_temp_embed",
-                                          "decoder_pos_embed", "joints_embed", "norm", "decoder_embed",
-                                          "decoder_norm", "decoder_pred"}]
+  assert not [
+    k
+    for k in shapes
+    if re.match(r"(decoder_)?blocks_\d+/", k) is None
+    and k.split("/")[0]
+    not in {
+      "temp_embed",
+      "pos_embed",
+      "mask_token",
+      "decoder_temp_embed",
+      "decoder_pos_embed",
+      "joints_embed",
+      "norm",
+      "decoder_embed",
+      "decoder_norm",
+      "decoder_pred",
+    }
+  ]
 
 
 def test_encoder_owns_exactly_the_non_decoder_names(full_inputs):
@@ -60,6 +84,10 @@ def test_encoder_owns_exactly_the_non_decoder_names(full_inputs):
   enc = {path_name(p) for p, _ in jax.tree_util.tree_flatten_with_path(enc_tree)[0]}
   full = {k for k in _shapes(mamp, x, mask) if not k.startswith(("decoder", "mask"))}
   assert enc == full
+  # encoder_params cuts exactly that sub-tree out of the pretraining parameters.
+  mamp_tree = jax.eval_shape(mamp.init, jax.random.PRNGKey(0), x, mask)["params"]
+  shapes = lambda tree: jax.tree.map(lambda leaf: leaf.shape, tree)  # noqa: E731
+  assert shapes(encoder_params(mamp_tree)) == shapes(enc_tree)
 
 
 def _tiny():
@@ -76,7 +104,7 @@ def test_initialisation_follows_the_official_rules():
   qkv = np.asarray(params["blocks_0"]["attn"]["qkv"]["kernel"])  # xavier-uniform bound sqrt(6/(in+out))
   assert np.abs(qkv).max() <= np.sqrt(6 / (32 + 96)) + 1e-6
   conv = np.asarray(params["joints_embed"]["proj"]["kernel"])  # torch default conv: U(+-1/sqrt(12))
-  assert np.abs(conv).max() <= 12 ** -0.5 + 1e-6 and np.abs(conv).max() > 0.2
+  assert np.abs(conv).max() <= 12**-0.5 + 1e-6 and np.abs(conv).max() > 0.2
   emb = np.asarray(params["temp_embed"])
   assert 0.01 < emb.std() < 0.03  # trunc-normal std 0.02
 
@@ -115,8 +143,9 @@ def test_persons_are_independent_sequences():
 
 
 def test_bfloat16_compute_keeps_float32_parameters():
-  model = MAMP(dim=32, depth=1, num_heads=4, decoder_dim=32, decoder_depth=1, decoder_heads=4,
-               num_frames=16, dtype=jnp.bfloat16)
+  model = MAMP(
+    dim=32, depth=1, num_heads=4, decoder_dim=32, decoder_depth=1, decoder_heads=4, num_frames=16, dtype=jnp.bfloat16
+  )
   x = jax.random.normal(jax.random.PRNGKey(1), (2, 16, 25, 3))
   mask = masking.sample_masking(jax.random.PRNGKey(2), x, t_patch=4, mask_ratio=0.9, tau=0.8)
   params = jax.jit(model.init)(jax.random.PRNGKey(0), x, mask)["params"]
@@ -127,9 +156,9 @@ def test_bfloat16_compute_keeps_float32_parameters():
   np.testing.assert_allclose(pred, ref, atol=0.1, rtol=0.1)
 
 
-
 def test_einsum_attention_equals_jax_dot_product_attention():
   from stars_jax.models.transformer import Attention
+
   x = jax.random.normal(jax.random.PRNGKey(0), (3, 10, 32))  # (B, N, D)
   params = Attention(4, implementation="xla").init(jax.random.PRNGKey(1), x)
   reference = Attention(4, implementation="xla").apply(params, x)

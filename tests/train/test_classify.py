@@ -1,24 +1,17 @@
-"""Downstream stages: layer-decay table, semi-supervised subsets, label smoothing, frozen encoder under the linear
+"""Downstream stages: optimizer groups, semi-supervised subsets, label smoothing, frozen encoder under the linear
 probe, and short linear / fine-tune / cached runs on a tiny dataset (resume included)."""
+
 import json
 
 import jax
 import numpy as np
-import optax
 import pytest
 
-from stars_jax import recipes
+from stars_jax import recipes, sharding
 from stars_jax.data.npz import open_split, take, without_classes
-from stars_jax.train import classify
-
-
-def test_layer_decay_table_matches_spec():
-  scales = classify.layer_decay_scales(8, 0.8)
-  expected = [0.1342, 0.1678, 0.2097, 0.2621, 0.3277, 0.4096, 0.512, 0.64, 0.8, 1.0]  # SPEC §3.4, ids 0..9
-  np.testing.assert_allclose([scales[f"layer_{i}"] for i in range(10)], expected, atol=5e-5)
-  assert [classify.finetune_layer(n, 8) for n in ("pos_embed", "joints_embed/proj/kernel", "blocks_0/attn/qkv/kernel",
-                                                   "blocks_7/norm1/scale", "norm/scale", "head/fc2/bias")] == [
-                                                       0, 0, 1, 8, 9, 9]
+from stars_jax.models import factory
+from stars_jax.train import classify, linear_cached, optim
+from stars_jax.train import state as state_lib
 
 
 @pytest.mark.parametrize("ratio,size", [(0.01, 400), (0.1, 4009)])
@@ -60,52 +53,60 @@ def _config(tiny_config, stage: str):
   config = recipes.finetune("ntu60", "xsub") if stage == "finetune" else recipes.linear_probe("ntu60", "xsub")
   for key in ("data", "model"):
     config[key] = tiny_config[key]
-  config.log_every_steps = 1
-  config.checkpoint_every_steps = 2
-  config[stage].update(dict(num_classes=-1, epochs=2, batch_size=8, eval_batch_size=8))
+  config[stage].update(
+    dict(
+      init="", num_classes=-1, epochs=2, batch_size=8, eval_batch_size=8, log_every_steps=1, checkpoint_every_steps=2
+    )
+  )
   if stage == "finetune":
-    config.finetune.warmup_epochs = 1
+    config.finetune.schedule.warmup_epochs = 1
   return config
+
+
+def _fresh(config, protocol: str, num_classes: int = 3):
+  """The seeded initial state of a protocol's classifier, on all devices."""
+  model = factory.classifier(config, protocol, num_classes)
+  create, _, _ = classify.fresh_state(config, protocol, model, optim.make_schedule(config[protocol], 3))
+  return state_lib.create_sharded(create, sharding.make_mesh(), config.sharding)[0]
 
 
 def test_linear_probe_keeps_the_encoder_and_resumes(tiny_config, tmp_path):
   config = _config(tiny_config, "linear")
-  config.max_steps = 4  # interrupted after 4 of 6 steps (checkpoint at 4, evaluation at 3)
-  first = classify.train(config, tmp_path / "run", "linear")
+  config.linear.max_steps = 4  # interrupted after 4 of 6 steps (checkpoint at 4, evaluation at 3)
+  mesh = sharding.make_mesh()
+  first = classify.train(config, tmp_path / "run", "linear", mesh).summary
   assert [h["step"] for h in first["history"]] == [3, 4]
-  config.max_steps = -1
-  run = classify.train(config, tmp_path / "run", "linear")  # relaunched: resumes at step 4
+  config.linear.max_steps = -1
+  result = classify.train(config, tmp_path / "run", "linear", mesh)  # relaunched: resumes at step 4
+  run = result.summary
   assert run["steps"] == 6 and [h["step"] for h in run["history"]] == [3, 6]
   assert run["history"][0] == first["history"][0]  # the evaluation history is restored with the state
-  assert len(run["train_history"]) == 2  # steps 5 and 6 only
+  assert len(run["loss_history"]) == 2  # steps 5 and 6 only
   assert run["best"] == max(h["top1"] for h in run["history"]) and run["last"] == run["history"][-1]["top1"]
-  fresh, _, _, _ = classify.init_state(config, run["model"], "linear", classify.make_schedule(config.linear, 3),
-                                       classify.sharding.make_mesh())
+  fresh = _fresh(config, "linear")
   for name in ("blocks_0", "norm", "joints_embed"):  # frozen: bit-identical to the (seeded) initial encoder
-    jax.tree.map(np.testing.assert_array_equal, run["state"].params[name], fresh.params[name])
-  assert not np.array_equal(run["state"].params["head"]["fc_1"]["kernel"], fresh.params["head"]["fc_1"]["kernel"])
+    jax.tree.map(np.testing.assert_array_equal, result.state.params[name], fresh.params[name])
+  assert not np.array_equal(result.state.params["head"]["fc_1"]["kernel"], fresh.params["head"]["fc_1"]["kernel"])
 
 
 def test_finetune_semi_supervised_writes_its_subset_and_trains_everything(tiny_config, tmp_path):
   config = _config(tiny_config, "finetune")
   config.finetune.data_ratio = 0.5
-  run = classify.train(config, tmp_path / "ft", "finetune")
+  run = classify.train(config, tmp_path / "ft", "finetune", sharding.make_mesh()).summary
   saved = json.loads((tmp_path / "ft" / "subset_indices.json").read_text())
   assert len(saved["indices"]) == 12 == run["num_train"] and saved["seed"] == config.seed
   assert run["steps"] == 2 * (12 // 8)
-  assert all(np.isfinite(h["loss"]) for h in run["train_history"])
+  assert all(np.isfinite(h["loss"]) for h in run["loss_history"])
 
 
 def test_cached_linear_probe_from_a_parameter_tree(tiny_config):
   config = _config(tiny_config, "linear")
-  random_encoder = classify.train_linear_cached(config, "")
+  mesh = sharding.make_mesh()
+  random_encoder = linear_cached.train(config, "", mesh)
   assert random_encoder["steps"] == 6 and len(random_encoder["history"]) == 2
   assert "not the official protocol" in random_encoder["mode"]
   # The same (seeded) encoder passed as a parameter tree gives the same run.
-  model = classify.build_model(config, "linear", 3)
-  state, _, _, _ = classify.init_state(config, model, "linear", optax.constant_schedule(0.1),
-                                       classify.sharding.make_mesh())
-  same = classify.train_linear_cached(config, jax.device_get(state.params))
+  same = linear_cached.train(config, jax.device_get(_fresh(config, "linear").params), mesh)
   assert same["history"] == random_encoder["history"]
 
 
@@ -113,16 +114,22 @@ def test_missing_init_names_the_config_key(tiny_config, tmp_path):
   config = _config(tiny_config, "linear")
   config.linear.init = str(tmp_path / "nowhere")
   with pytest.raises(FileNotFoundError, match="linear.init"):
-    classify.train(config, tmp_path / "x", "linear")
+    classify.train(config, tmp_path / "x", "linear", sharding.make_mesh())
 
 
-def test_optimizer_groups():
-  params = {"pos_embed": np.zeros((1, 1, 25, 4)), "blocks_0": {"w": np.zeros((4, 4))}, "norm": {"scale": np.zeros(4)},
-            "head": {"fc_1": {"kernel": np.zeros((4, 3))}}}
-  cfg = recipes.linear_options()
-  _, labels = classify.make_optimizer("linear", cfg, params, 1, optax.constant_schedule(0.1))
-  assert jax.tree.leaves(labels) == ["frozen", "head", "frozen", "frozen"]  # sorted keys
-  _, labels = classify.make_optimizer("finetune", recipes.finetune_options(), params, 1,
-                                      optax.constant_schedule(0.1))
-  assert labels == {"pos_embed": "layer_0", "blocks_0": {"w": "layer_1"}, "norm": {"scale": "layer_2"},
-                    "head": {"fc_1": {"kernel": "layer_2"}}}
+def test_optimizer_groups(tiny_config):
+  """linear: the head only (SGD), everything else frozen; finetune: every layer, the head at scale 1."""
+  params = {
+    "pos_embed": np.zeros((1, 1, 25, 4)),
+    "blocks_0": {"w": np.zeros((4, 4))},
+    "norm": {"scale": np.zeros(4)},
+    "head": {"fc_1": {"kernel": np.zeros((4, 3))}},
+  }
+  tiny_config.model.depth = 1
+  for protocol, want in (
+    ("linear", ["frozen", "layer_3", "frozen", "frozen"]),
+    ("finetune", ["layer_1", "layer_3", "layer_2", "layer_0"]),
+  ):
+    model = factory.classifier(_config(tiny_config, protocol), protocol, 3)
+    labels = optim.param_labels(params, model.depth, classify.FIRST_TUNED[protocol](model.depth))
+    assert jax.tree.leaves(labels) == want, protocol  # leaves in sorted key order

@@ -10,6 +10,7 @@ Three independent checks:
   longer small next to the 24·d² matmul flops per token). Tolerances: full size [1, 1.10], small [1, 1.40];
 * hand-computed terms for the full-size NTU-60 config.
 """
+
 import functools
 import math
 
@@ -40,21 +41,37 @@ def _jaxpr_matmul_flops(jaxpr) -> int:
   return total
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _setup(dim, depth, decoder_depth, num_frames, num_heads, clips=1):
   """A MAMP forward, abstract (params, input of `clips` clips with 2 persons folded, masking), analytic count.
 
   Everything stays abstract (ShapeDtypeStructs): tracing and compiling need shapes only.
   """
-  model = MAMP(dim=dim, depth=depth, num_heads=num_heads, decoder_dim=dim, decoder_depth=decoder_depth,
-               decoder_heads=num_heads, num_frames=num_frames, dtype=jnp.float32)
+  model = MAMP(
+    dim=dim,
+    depth=depth,
+    num_heads=num_heads,
+    decoder_dim=dim,
+    decoder_depth=decoder_depth,
+    decoder_heads=num_heads,
+    num_frames=num_frames,
+    dtype=jnp.float32,
+  )
   x = jax.ShapeDtypeStruct((2 * clips, num_frames, 25, 3), jnp.float32)
-  mask = jax.eval_shape(lambda x: masking.sample_masking(
-      jax.random.PRNGKey(0), x, t_patch=4, mask_ratio=0.9, tau=0.8), x)
+  mask = jax.eval_shape(
+    lambda x: masking.sample_masking(jax.random.PRNGKey(0), x, t_patch=4, mask_ratio=0.9, tau=0.8), x
+  )
   params = jax.eval_shape(lambda x, m: model.init(jax.random.PRNGKey(0), x, m), x, mask)["params"]
   analytic = flops.mamp_step_flops(
-      batch_clips=clips, num_frames=num_frames, dim=dim, depth=depth, num_heads=num_heads,
-      decoder_dim=dim, decoder_depth=decoder_depth, num_visible=mask.ids_keep.shape[1])
+    batch_clips=clips,
+    num_frames=num_frames,
+    dim=dim,
+    depth=depth,
+    num_heads=num_heads,
+    decoder_dim=dim,
+    decoder_depth=decoder_depth,
+    num_visible=mask.ids_keep.shape[1],
+  )
   forward = lambda p, x, m: model.apply({"params": p}, x, m)  # noqa: E731
   return forward, (params, x, mask), analytic
 

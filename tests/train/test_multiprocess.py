@@ -4,6 +4,7 @@ A 2-process run (1 CPU device each, FSDP on) and a 1-process run (2 CPU devices,
 global batch must reach the same parameters, and a checkpoint written by the 2 processes must resume in one
 process to the state of an uninterrupted 1-process run.
 """
+
 import json
 import os
 import pathlib
@@ -13,9 +14,12 @@ import sys
 
 import jax
 import numpy as np
+import pytest
 
+from stars_jax.pytree import path_name
 from stars_jax.train import checkpoint
-from stars_jax.train.state import path_name
+
+pytestmark = [pytest.mark.multihost, pytest.mark.slow]
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 CONFIG = """
@@ -34,18 +38,34 @@ def _free_port() -> int:
     return s.getsockname()[1]
 
 
-def _launch(config_file: pathlib.Path, workdir: pathlib.Path, *, processes: int, max_steps: int,
-            fsdp: bool = False) -> None:
+def _launch(
+  config_file: pathlib.Path, workdir: pathlib.Path, *, processes: int, max_steps: int, fsdp: bool = False
+) -> None:
   """Runs `stars_jax.main` as `processes` local processes sharing one global 2-device mesh."""
-  env = {**os.environ, "JAX_PLATFORMS": "cpu",
-         "XLA_FLAGS": f"--xla_force_host_platform_device_count={2 // processes}"}
-  cmd = [sys.executable, "-m", "stars_jax.main", f"--config={config_file}", f"--workdir={workdir}",
-         f"--config.max_steps={max_steps}", f"--config.sharding.fsdp={fsdp}", "--config.sharding.fsdp_min_size=0"]
+  env = {**os.environ, "JAX_PLATFORMS": "cpu", "XLA_FLAGS": f"--xla_force_host_platform_device_count={2 // processes}"}
+  cmd = [
+    sys.executable,
+    "-m",
+    "stars_jax.main",
+    f"--config={config_file}",
+    f"--workdir={workdir}",
+    f"--config.pretrain.max_steps={max_steps}",
+    f"--config.sharding.fsdp={fsdp}",
+    "--config.sharding.fsdp_min_size=0",
+  ]
   if processes > 1:
     cmd += [f"--coordinator_address=localhost:{_free_port()}", f"--num_processes={processes}"]
-  procs = [subprocess.Popen(cmd + ([f"--process_id={i}"] if processes > 1 else []), cwd=REPO, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-           for i in range(processes)]
+  procs = [
+    subprocess.Popen(
+      cmd + ([f"--process_id={i}"] if processes > 1 else []),
+      cwd=REPO,
+      env=env,
+      stdout=subprocess.PIPE,
+      stderr=subprocess.STDOUT,
+      text=True,
+    )
+    for i in range(processes)
+  ]
   try:
     outputs = [p.communicate(timeout=TIMEOUT_S)[0] for p in procs]
   finally:
@@ -60,8 +80,11 @@ def _params(workdir: pathlib.Path, step: int) -> dict[str, np.ndarray]:
   item = workdir / "checkpoints" / str(step) / checkpoint.STATE_ITEM
   device = jax.sharding.SingleDeviceSharding(jax.devices()[0])
   saved = checkpoint.saved_structure(item)["params"]
-  target = jax.tree.map(lambda m: jax.ShapeDtypeStruct(tuple(m.shape), m.dtype, sharding=device), saved,
-                        is_leaf=lambda m: hasattr(m, "shape"))
+  target = jax.tree.map(
+    lambda m: jax.ShapeDtypeStruct(tuple(m.shape), m.dtype, sharding=device),
+    saved,
+    is_leaf=lambda m: hasattr(m, "shape"),
+  )
   restored = checkpoint.restore_fields(item, {"params": target})["params"]
   return {path_name(p): np.asarray(v) for p, v in jax.tree_util.tree_flatten_with_path(restored)[0]}
 
@@ -81,7 +104,7 @@ def _assert_same(actual: dict[str, np.ndarray], expected: dict[str, np.ndarray])
     a, b = actual[name], expected[name]
     if name.endswith("attn/qkv/bias"):  # (3 D,) = q, k, v biases: compare q and v
       d = a.shape[0] // 3
-      a, b = np.delete(a, np.s_[d:2 * d]), np.delete(b, np.s_[d:2 * d])
+      a, b = np.delete(a, np.s_[d : 2 * d]), np.delete(b, np.s_[d : 2 * d])
     np.testing.assert_allclose(a, b, rtol=1e-4, atol=2e-5, err_msg=name)
 
 

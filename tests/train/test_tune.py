@@ -1,32 +1,39 @@
 """The STARS tuning step and loop: masked updates, frozen layers forward-only, sharding, init, resume."""
+
 import jax
 import numpy as np
 import pytest
 
-from stars_jax import recipes
+from stars_jax import recipes, sharding
 from stars_jax.data.npz import open_split
-from stars_jax.train import pretrain, sharding, tune
-from stars_jax.train.state import FROZEN
+from stars_jax.train import pretrain, tune
+from stars_jax.train import state as state_lib
+from stars_jax.train.optim import FROZEN
 
 
 @pytest.fixture
 def tune_config(tiny_config):
   """tiny_config plus STARS options sized for CPU tests ('merged' recipe, queue not a multiple of the batch)."""
   config = tiny_config
-  config.stars = recipes.stars_options("merged", layer_decay=0.45)
-  config.stars.update(dict(epochs=2, batch_size=8, head_hidden_dim=32))
+  config.stars = recipes.stars_group("merged", layer_decay=0.45)
+  config.stars.update(dict(epochs=2, batch_size=8, head_hidden_dim=32, log_every_steps=1))
   config.stars.queue.size = 20
   config.stars.monitor.update(dict(val_fraction=0.25, ks=(1, 3), batch_size=8))
   return config
 
 
 def _setup(config, devices):
+  """(mesh, stage, fresh state, the stage's step jitted as the runner jits it, labels)."""
   mesh = sharding.make_mesh(devices)
-  model = tune.build_model(config)
-  schedule = tune.make_schedule(config, 3)
-  state, shardings, tx, labels = tune.init_state(config, model, schedule, mesh)
-  step_fn = tune.compile_step(config, model, schedule, tx, labels, mesh, shardings)
-  return mesh, model, state, step_fn, labels
+  stage = tune.stage(config, mesh)
+  state, shardings = state_lib.create_sharded(stage.create, mesh, config.sharding, stage.rules)
+  step_fn = jax.jit(
+    stage.step,
+    in_shardings=(shardings, sharding.batch_sharding(mesh)),
+    out_shardings=(shardings, sharding.replicated(mesh)),
+    donate_argnums=0,
+  )
+  return mesh, stage, state, step_fn, stage.step.keywords["labels"]
 
 
 def _run_steps(config, devices, steps=3):
@@ -36,8 +43,8 @@ def _run_steps(config, devices, steps=3):
   metrics = []
   b = config.stars.batch_size
   for i in range(steps):
-    x, ids = np.asarray(split.x[i * b:(i + 1) * b]), np.arange(i * b, (i + 1) * b, dtype=np.int32)
-    state, m = step_fn(state, pretrain.global_batch(x, mesh), pretrain.global_batch(ids, mesh))
+    x, ids = np.asarray(split.x[i * b : (i + 1) * b]), np.arange(i * b, (i + 1) * b, dtype=np.int32)
+    state, m = step_fn(state, sharding.global_batch({"x": x, "index": ids}, mesh))
     metrics.append(jax.device_get(m))
   return initial, state, metrics, labels
 
@@ -91,8 +98,10 @@ def test_sharded_step_equals_single_device_step(tune_config):
       np.testing.assert_allclose(a["loss"], b["loss"], rtol=5e-4)
     _assert_params_close(jax.device_get(single.params), jax.device_get(sharded.params))
     # Running variances (running means record the random walk of the zero-gradient biases above).
-    for (path, x), y in zip(jax.tree_util.tree_flatten_with_path(jax.device_get(single.batch_stats))[0],
-                            jax.tree.leaves(jax.device_get(sharded.batch_stats))):
+    for (path, x), y in zip(
+      jax.tree_util.tree_flatten_with_path(jax.device_get(single.batch_stats))[0],
+      jax.tree.leaves(jax.device_get(sharded.batch_stats)),
+    ):
       if jax.tree_util.keystr(path).endswith("['var']"):
         np.testing.assert_allclose(x, y, rtol=1e-4)
     np.testing.assert_array_equal(np.asarray(single.queue.ids), np.asarray(sharded.queue.ids))
@@ -100,9 +109,14 @@ def test_sharded_step_equals_single_device_step(tune_config):
 
 def _step_flops(config) -> float:
   mesh, _, state, step_fn, _ = _setup(config, jax.devices()[:1])
-  x = pretrain.global_batch(np.zeros((config.stars.batch_size, 300, 150), np.float32), mesh)
-  ids = pretrain.global_batch(np.arange(config.stars.batch_size, dtype=np.int32), mesh)
-  return step_fn.lower(state, x, ids).compile().cost_analysis()["flops"]
+  batch = sharding.global_batch(
+    {
+      "x": np.zeros((config.stars.batch_size, 300, 150), np.float32),
+      "index": np.arange(config.stars.batch_size, dtype=np.int32),
+    },
+    mesh,
+  )
+  return step_fn.lower(state, batch).compile().cost_analysis()["flops"]
 
 
 def test_frozen_layers_run_forward_only(tune_config):
@@ -119,15 +133,16 @@ def test_frozen_layers_run_forward_only(tune_config):
 
 
 def test_init_from_mamp_checkpoint(tune_config, tmp_path):
-  tune_config.max_steps = 2
-  stage1 = pretrain.train(tune_config, tmp_path / "stage1")
-  mesh, model, state, _, _ = _setup(tune_config, jax.devices()[:1])
+  tune_config.pretrain.max_steps = 2
+  stage1 = pretrain.train(tune_config, tmp_path / "stage1", sharding.make_mesh(jax.devices()[:1]))
+  _, _, state, _, _ = _setup(tune_config, jax.devices()[:1])
   loaded = tune.load_init(state, tmp_path / "stage1" / "checkpoints")
-  mamp = jax.device_get(stage1["state"].params)
+  mamp = jax.device_get(stage1.state.params)
   for name in ("blocks_0", "norm", "joints_embed", "temp_embed"):
     jax.tree.map(np.testing.assert_array_equal, mamp[name], jax.device_get(loaded.params[name]))
-  jax.tree.map(np.testing.assert_array_equal, jax.device_get(state.params["head"]),
-               jax.device_get(loaded.params["head"]))  # the head stays as initialised
+  jax.tree.map(
+    np.testing.assert_array_equal, jax.device_get(state.params["head"]), jax.device_get(loaded.params["head"])
+  )  # the head stays as initialised
   with pytest.raises(FileNotFoundError, match="stars.init"):
     tune.load_init(state, tmp_path / "missing")
   assert not (tmp_path / "missing").exists()  # a wrong path is reported, not created
@@ -138,15 +153,20 @@ def test_init_from_mamp_checkpoint(tune_config, tmp_path):
 
 
 def test_resume_is_bit_identical(tune_config, tmp_path):
+  mesh = sharding.make_mesh()
   tune_config.stars.max_steps = 5
-  straight = tune.train(tune_config, tmp_path / "straight")
+  straight = tune.train(tune_config, tmp_path / "straight", mesh)
   tune_config.stars.max_steps = 2
-  tune.train(tune_config, tmp_path / "resumed")
+  tune.train(tune_config, tmp_path / "resumed", mesh)
   tune_config.stars.max_steps = 5
-  resumed = tune.train(tune_config, tmp_path / "resumed")
-  assert resumed["history"][0]["step"] == 3
+  resumed = tune.train(tune_config, tmp_path / "resumed", mesh)
+  assert resumed.summary["loss_history"][0]["step"] == 3
   for field in ("params", "batch_stats", "opt_state", "queue"):
-    jax.tree.map(np.testing.assert_array_equal, jax.device_get(getattr(straight["state"], field)),
-                 jax.device_get(getattr(resumed["state"], field)))
-  assert straight["monitor"] == resumed["monitor"]
-  assert straight["monitor"]["best"]["split"] == "val"
+    jax.tree.map(
+      np.testing.assert_array_equal,
+      jax.device_get(getattr(straight.state, field)),
+      jax.device_get(getattr(resumed.state, field)),
+    )
+  assert straight.summary["monitor"] == resumed.summary["monitor"]
+  assert straight.summary["monitor"]["best"]["split"] == "val"
+  assert straight.summary["selection_split"] == "val"

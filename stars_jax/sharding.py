@@ -5,14 +5,17 @@ Rules are (regex on the parameter path, placement) pairs, first match wins. Plac
 sharding), or 'rows' (split the leading axis over `data`, e.g. the STARS support queue). FSDP is therefore one
 switch: `config.sharding.fsdp`.
 """
+
 import re
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import jax
 import numpy as np
-from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+from jax.sharding import Mesh, NamedSharding
+from jax.sharding import PartitionSpec as P
 
-from stars_jax.train.state import path_name
+from stars_jax.pytree import path_name
 
 DATA_AXIS = "data"
 REPLICATE, FSDP, ROWS = "replicate", "fsdp", "rows"
@@ -48,8 +51,7 @@ def _fsdp_spec(shape: tuple[int, ...], axis_size: int, min_size: int) -> P:
   return P()
 
 
-def tree_shardings(tree: Any, mesh: Mesh, rules: Sequence[tuple[str, str]],
-                   fsdp_min_size: int = 2 ** 16) -> Any:
+def tree_shardings(tree: Any, mesh: Mesh, rules: Sequence[tuple[str, str]], fsdp_min_size: int = 2**16) -> Any:
   """NamedShardings for every leaf of `tree` (arrays or ShapeDtypeStructs) from the first matching rule."""
   compiled = [(re.compile(pattern), placement) for pattern, placement in rules]
   axis_size = mesh.shape[DATA_AXIS]
@@ -68,3 +70,8 @@ def tree_shardings(tree: Any, mesh: Mesh, rules: Sequence[tuple[str, str]],
     raise ValueError(f"No partition rule matches parameter {name!r}")
 
   return jax.tree_util.tree_map_with_path(place, tree)
+
+
+def global_batch(local: Any, mesh: Mesh) -> Any:
+  """This host's slice of a batch (arrays, or a dict of them) -> global arrays sharded over `data`."""
+  return jax.tree.map(lambda x: jax.make_array_from_process_local_data(batch_sharding(mesh), x), local)

@@ -4,6 +4,7 @@ Only `tensorflow_datasets` (for the feature decoding) and `grain` are needed, no
 decoded on access and zero-padded to the build's `max_frames`, so the training pipeline sees exactly the
 rows of the npz built from the same raw files.
 """
+
 import pathlib
 
 import grain
@@ -28,7 +29,7 @@ class ArrayRecordFrames:
   def __getitem__(self, index: int) -> np.ndarray:
     sequence = self._decode(self._source[int(index)])["skeleton"]  # (T, 150)
     out = np.zeros(self.shape[1:], np.float32)  # (max_frames, 150)
-    out[:len(sequence)] = sequence
+    out[: len(sequence)] = sequence
     return out
 
 
@@ -36,9 +37,11 @@ def open_split(build_dir: str | pathlib.Path, split: str) -> SkeletonSplit:
   """One split of a build directory (e.g. DATA_DIR/ntu_rgbd60/xsub/1.0.0)."""
   build_dir = pathlib.Path(build_dir)
   if not (build_dir / "dataset_info.json").is_file():
-    raise FileNotFoundError(f"{build_dir} is not a TFDS build directory (no dataset_info.json); build it with "
-                            "`stars-jax prepare <dataset> --format tfds` and point data.path at "
-                            "<out>/<builder>/<config>/<version>")
+    raise FileNotFoundError(
+      f"{build_dir} is not a TFDS build directory (no dataset_info.json); build it with "
+      "`stars-jax prepare <dataset> --format tfds` and point data.path at "
+      "<out>/<builder>/<config>/<version>"
+    )
   info = tfds.builder_from_directory(str(build_dir)).info
   if split not in info.splits:
     raise ValueError(f"{build_dir}: no split {split!r}; splits: {sorted(info.splits)}")
@@ -49,5 +52,4 @@ def open_split(build_dir: str | pathlib.Path, split: str) -> SkeletonSplit:
     raise ValueError(f"{build_dir}: split {split!r} has {len(source)} records but {len(labels)} labels")
   labels.flags.writeable = False
   x = ArrayRecordFrames(source, info.features.deserialize_example_np, int(info.metadata["max_frames"]))
-  return SkeletonSplit(path=build_dir, split=split, x=x, labels=labels,
-                       num_classes=info.features["label"].num_classes)
+  return SkeletonSplit(path=build_dir, split=split, x=x, labels=labels, num_classes=info.features["label"].num_classes)

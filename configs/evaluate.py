@@ -1,0 +1,23 @@
+"""Frozen-feature protocols (stage `evaluate`) of saved encoders next to a random one: kNN (k = 1, 2, 5, 10;
+SPEC §4.10), logistic regression, silhouette, k-means NMI / ARI, t-SNE and confusion plots; report.md.
+
+  stars-jax --config=configs/evaluate.py:ntu60_xsub --workdir=runs/eval_ntu60_xsub \
+      --config.evaluate.stars=runs/stars_ntu60_xsub_third/best
+  stars-jax --config=configs/evaluate.py:fewshot_ntu120 --workdir=runs/fewshot_ntu120 \
+      --config.evaluate.stars=runs/stars_ntu60_xsub_third/best
+
+`<dataset>_<split>`: the stage-1 encoder in runs/mamp_<dataset>_<split> (evaluate.stage1) and, if given, a STARS
+encoder (evaluate.stars). `fewshot_ntu120`: the STARS few-shot protocol (SPEC §1.9): kNN-1 and one-shot on NTU-120
+actions 61-120, which the NTU-60 XSub encoders never saw (bank: their NTU-120 XSub training clips, queries: their
+test clips), built from the NTU-120 XSub npz by class filter; the kNN / cluster rows are actions 1-60.
+"""
+
+from stars_jax import recipes
+
+
+def get_config(arg: str = ""):
+  if arg == "fewshot_ntu120":
+    return recipes.frozen_evaluation(
+      "ntu120", "xsub", held_out=recipes.NTU120_STARS_NOVEL, stage1=recipes.mamp_checkpoints("ntu60", "xsub")
+    )
+  return recipes.frozen_evaluation(*recipes.parse_dataset_split(arg, "configs/evaluate.py"))

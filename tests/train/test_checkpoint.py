@@ -1,0 +1,73 @@
+"""The checkpoint helper: round trip of every state field (absent queue and empty batch_stats included),
+retention, partial restores and the errors that name the directory and config key."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from stars_jax import support_queue
+from stars_jax.train import checkpoint
+from stars_jax.train.state import TrainState
+
+
+def _state(step: int, queue: bool = False) -> TrainState:
+  params = {
+    "blocks_0": {"kernel": jnp.full((3, 4), float(step)), "bias": jnp.arange(4.0)},
+    "norm": {"scale": jnp.ones(4)},
+  }
+  return TrainState(
+    step=jnp.asarray(step, jnp.int32),
+    params=params,
+    batch_stats={} if not queue else {"bn": {"mean": jnp.full((4,), 0.5)}},
+    opt_state=(jnp.zeros(()), {"mu": params}),
+    rng=jax.random.PRNGKey(step),
+    queue=support_queue.init(jax.random.PRNGKey(1), 6, 4) if queue else None,
+  )
+
+
+@pytest.mark.parametrize("queue", [False, True])
+def test_round_trip_restores_every_field_and_the_extra_item(tmp_path, queue):
+  ckpt = checkpoint.Checkpointer(tmp_path / "ckpt", keep=2)
+  saved = _state(5, queue)
+  ckpt.save(saved, {"iterator": {"step": 5}, "monitor": {"best": {"step": 3}}})
+  ckpt.wait()
+  restored, extra = ckpt.restore(_state(0, queue))
+  ckpt.close()
+  assert extra == {"iterator": {"step": 5}, "monitor": {"best": {"step": 3}}}
+  jax.tree.map(np.testing.assert_array_equal, jax.device_get(restored), jax.device_get(saved))
+  assert (restored.queue is None) == (not queue)
+
+
+def test_keeps_the_newest_and_saves_a_step_once(tmp_path):
+  ckpt = checkpoint.Checkpointer(tmp_path, keep=2)
+  for step in (1, 2, 3, 3):
+    ckpt.save(_state(step), {"iterator": {}})
+  ckpt.wait()
+  assert ckpt.latest_step() == 3
+  ckpt.close()
+  assert sorted(int(p.name) for p in tmp_path.iterdir() if p.name.isdigit()) == [2, 3]
+
+
+def test_restore_params_takes_the_newest_step_and_only_the_target(tmp_path):
+  ckpt = checkpoint.Checkpointer(tmp_path, keep=3)
+  for step in (1, 2):
+    ckpt.save(_state(step), {"iterator": {}})
+  ckpt.close()
+  target = {"blocks_0": {"kernel": jnp.zeros((3, 4)), "bias": jnp.zeros(4)}}  # norm left out
+  restored = checkpoint.restore_params(tmp_path, target, "linear.init")
+  assert set(restored) == {"blocks_0"}
+  np.testing.assert_array_equal(restored["blocks_0"]["kernel"], np.full((3, 4), 2.0))
+
+
+def test_errors_name_the_directory_and_config_key(tmp_path):
+  with pytest.raises(FileNotFoundError, match=rf"no checkpoint under {tmp_path}/missing \(config key stars.init\)"):
+    checkpoint.latest_item_path(tmp_path / "missing", "stars.init")
+  assert not (tmp_path / "missing").exists()
+  ckpt = checkpoint.Checkpointer(tmp_path / "ckpt")
+  ckpt.save(_state(1), {"iterator": {}})
+  ckpt.close()
+  wrong = {"blocks_0": {"kernel": jnp.zeros((5, 4))}}
+  message = r"ckpt/1/state: checkpoint key 'params/blocks_0/kernel' has shape \(3, 4\).*expects \(5, 4\).*finetune.init"
+  with pytest.raises(ValueError, match=message):
+    checkpoint.restore_params(tmp_path / "ckpt", wrong, "finetune.init")

@@ -1,0 +1,136 @@
+"""The stage runner with a toy stage: run length, logging, checkpoints, hooks (called, checkpointed, restored,
+summarised, selecting a state), initialisation of fresh states only, and an exact resume."""
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+import pytest
+
+from stars_jax import recipes, sharding
+from stars_jax.data import npz
+from stars_jax.train import runner
+from stars_jax.train.state import TrainState
+
+TX = optax.sgd(0.1)
+
+
+class CountingHook(runner.Hook):
+  """Records the steps it saw; selects the state of step 2."""
+
+  name = "counter"
+
+  def __init__(self):
+    self.seen: list[int] = []
+
+  def after_step(self, step, state):
+    self.seen.append(step)
+    if step == 2:
+      self.selected = jax.device_get(state)  # the step donates its input state: keep a host copy
+
+  def finish(self, step, state):
+    return {"seen": list(self.seen), "final_step": step}
+
+  def get_state(self):
+    return {"seen": list(self.seen)}
+
+  def set_state(self, state):
+    self.seen = list(state["seen"])
+
+
+def _step(state: TrainState, batch):
+  """Regress w · (mean frame of each clip) onto its label."""
+
+  def loss_fn(params):
+    x = batch["x"].mean(axis=1)  # (B, 150)
+    return jnp.mean((x @ params["w"] - batch["label"]) ** 2)
+
+  loss, grads = jax.value_and_grad(loss_fn)(state.params)
+  updates, opt_state = TX.update(grads, state.opt_state)
+  return state.replace(step=state.step + 1, params=optax.apply_updates(state.params, updates), opt_state=opt_state), {
+    "loss": loss,
+    "lr": jnp.asarray(0.1),
+  }
+
+
+def _create() -> TrainState:
+  params = {"w": jnp.zeros((150,))}
+  return TrainState(
+    step=jnp.zeros((), jnp.int32), params=params, batch_stats={}, opt_state=TX.init(params), rng=jax.random.PRNGKey(0)
+  )
+
+
+@pytest.fixture
+def setup(tiny_npz):
+  config = recipes.base("ntu60", "xsub", "pretrain")
+  config.data.num_threads = 1
+  group = recipes.training_group(
+    batch_size=8,
+    epochs=3,
+    optim=recipes.optim(lr=0.1),
+    schedule=recipes.schedule("constant"),
+    checkpoint_every_steps=0,
+    keep_checkpoints=5,
+    log_every_steps=2,
+  )
+  split = npz.open_split(tiny_npz, "train")  # 24 clips: 3 steps per epoch
+  return config, group, split
+
+
+def _stage(group, split, hooks, initialized):
+  def initialize(state, ctx):
+    initialized.append(ctx.steps_per_epoch)
+    return state.replace(params={"w": jnp.full((150,), 0.01)})
+
+  return runner.Stage(
+    name="toy",
+    group=group,
+    train_split=split,
+    create=_create,
+    step=_step,
+    feed=("x", "label"),
+    initialize=initialize,
+    hooks=lambda ctx: hooks,
+  )
+
+
+def test_run_length_and_checkpoint_interval():
+  group = ml_collections.ConfigDict(dict(batch_size=8, epochs=3, max_steps=-1, checkpoint_every_steps=0))
+  assert runner.run_length(group, 25) == (3, 9)
+  group.max_steps = 4
+  assert runner.run_length(group, 25) == (3, 4)
+  assert runner.checkpoint_interval(group, 3) == 3
+  group.checkpoint_every_steps = 2
+  assert runner.checkpoint_interval(group, 3) == 2
+
+
+def test_run_logs_checkpoints_calls_hooks_and_summarises(setup, tmp_path):
+  config, group, split = setup
+  hook, initialized = CountingHook(), []
+  result = runner.run(_stage(group, split, [hook], initialized), config, tmp_path / "run", sharding.make_mesh())
+  assert initialized == [3]  # a fresh run is initialised, with the run's context
+  assert hook.seen == list(range(1, 10))
+  s = result.summary
+  assert (s["steps"], s["steps_per_epoch"]) == (9, 3)
+  assert [h["step"] for h in s["loss_history"]] == [2, 4, 6, 8, 9]  # every 2 steps and the last one
+  assert s["loss"] == s["loss_history"][-1]["loss"] and s["seen"] == hook.seen and s["final_step"] == 9
+  assert int(result.state.step) == 9 and int(result.selected.step) == 2
+  saved = sorted(int(p.name) for p in (tmp_path / "run" / "checkpoints").iterdir() if p.name.isdigit())
+  assert saved == [3, 6, 9]  # checkpoint_every_steps=0: every epoch end
+  assert any((tmp_path / "run" / "tensorboard").iterdir())
+
+
+def test_resume_is_exact_and_skips_initialisation(setup, tmp_path):
+  config, group, split = setup
+  mesh = sharding.make_mesh()
+  straight = runner.run(_stage(group, split, [CountingHook()], []), config, tmp_path / "straight", mesh)
+  group.max_steps = 4  # an interrupted run: stops after step 4 (the last step is always saved) ...
+  runner.run(_stage(group, split, [CountingHook()], []), config, tmp_path / "resumed", mesh)
+  group.max_steps = -1
+  hook, initialized = CountingHook(), []
+  resumed = runner.run(_stage(group, split, [hook], initialized), config, tmp_path / "resumed", mesh)
+  assert initialized == []  # ... and the relaunch restores the checkpoint instead of initialising
+  assert resumed.summary["loss_history"][0]["step"] == 6  # the first log step after step 4: really resumed
+  assert hook.seen == list(range(1, 10))  # the hook's state came back with the checkpoint
+  np.testing.assert_array_equal(jax.device_get(straight.state.params["w"]), jax.device_get(resumed.state.params["w"]))
