@@ -1,5 +1,6 @@
 """`stars-jax report WORKDIR [WORKDIR ...]`: results.json as a markdown table, one row per protocol, one
-column per encoder (stage1, stars, then extras such as random_init) and the stars - stage1 difference.
+column per encoder (stage1, stars, then the others, e.g. random_init, by name) and the stars - stage1 difference;
+rows sorted by protocol.
 
 A protocol entry is `{encoder: number}` or `{encoder: {"best": x, "last": y}}`; a `<protocol>_last` entry holds
 the last-epoch values of `<protocol>`. Both become rows labelled "(best)" (best epoch, the official convention)
@@ -50,9 +51,10 @@ def _is_best_last(value) -> bool:
 
 
 def _cells(results: Mapping) -> Cells:
-  """The table's rows of one results.json, in file order, `X_last` placed right after `X`."""
+  """The table's rows of one results.json, sorted by protocol, `X_last` placed right after `X` (sorted, not in
+  file order, so a job's report and `stars-jax report` on its results.json, written with sorted keys, agree)."""
   rows: Cells = {}
-  for protocol, entry in results.items():
+  for protocol, entry in sorted(results.items()):
     if not isinstance(entry, Mapping) or not entry:
       continue
     if not all(_is_number(v) or _is_best_last(v) for v in entry.values()):
@@ -89,12 +91,12 @@ def _format(values: list[float], runs: int, decimals: int, sign: str = "") -> st
 def markdown_table(results: Mapping | Sequence[Mapping], columns: Sequence[str] = ("stage1", "stars")) -> str:
   """Markdown table of one results dict, or of a list of them (seeds: cells are mean ± std). Columns: those of
   `columns` present, Δ = columns[-1] - columns[0] (per seed, then averaged) when both are, then the other
-  encoders in order of appearance. Values with |x| <= 1 in the whole row get 3 decimals, others 2."""
+  encoders sorted by name. Values with |x| <= 1 in the whole row get 3 decimals, others 2."""
   runs = [_cells(results)] if isinstance(results, Mapping) else [_cells(r) for r in results]
   rows = list(dict.fromkeys(row for run in runs for row in run))
   present = list(dict.fromkeys(name for run in runs for row in run.values() for name in row))
   leading = [c for c in columns if c in present]
-  extras = [n for n in present if n not in columns]
+  extras = sorted(n for n in present if n not in columns)
   delta = len(columns) > 1 and columns[0] in present and columns[-1] in present
   header = ["protocol", *leading, *([f"Δ ({columns[-1]} − {columns[0]})"] if delta else []), *extras]
   lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]

@@ -23,17 +23,25 @@ RESULTS = {
 TABLE = """\
 | protocol | stage1 | stars | Δ (stars − stage1) | random_init |
 |---|---|---|---|---|
+| finetune (best) | 90.00 | – | – | – |
+| finetune (last) | 89.50 | – | – | – |
 | knn1 | 70.00 | 75.50 | +5.50 | 10.00 |
 | linear (best) | 80.00 | 82.00 | +2.00 | – |
 | linear (last) | 79.00 | 81.25 | +2.25 | – |
-| finetune (best) | 90.00 | – | – | – |
-| finetune (last) | 89.50 | – | – | – |
 | nmi | 0.500 | 0.625 | +0.125 | – |
 """
 
 
 def test_table_of_one_run():
   assert markdown_table(RESULTS) == TABLE
+
+
+def test_order_of_the_results_does_not_change_the_table():
+  """A job's report (results in the order computed) equals `stars-jax report` on its results.json (sorted keys)."""
+  reordered = {k: dict(reversed(list(v.items()))) if isinstance(v, dict) else v for k, v in reversed(RESULTS.items())}
+  assert markdown_table(reordered) == TABLE
+  extras = {"knn1": {"stage1": 1.0, "stars": 2.0, "stars_last": 3.0, "random_init": 4.0}}
+  assert markdown_table(extras).splitlines()[0].endswith("| random_init | stars_last |")
 
 
 def test_single_encoder_has_no_delta():
@@ -46,8 +54,8 @@ def test_seeds_are_mean_and_std():
   seed2 = {"knn1": {"stage1": 72.0, "stars": 78.0}, "ari": {"stage1": 0.75}}
   lines = markdown_table([seed1, seed2]).splitlines()
   # knn1: stage1 71 ± sqrt(2); stars 76 ± sqrt(8); Δ per seed +4, +6 -> 5 ± sqrt(2). ari: stars in one seed only.
-  assert lines[2] == "| knn1 | 71.00 ± 1.41 | 76.00 ± 2.83 | +5.00 ± 1.41 |"
-  assert lines[3] == "| ari | 0.500 ± 0.354 | 0.500 (n=1) | +0.250 (n=1) |"
+  assert lines[2] == "| ari | 0.500 ± 0.354 | 0.500 (n=1) | +0.250 (n=1) |"
+  assert lines[3] == "| knn1 | 71.00 ± 1.41 | 76.00 ± 2.83 | +5.00 ± 1.41 |"
 
 
 def test_write_report_and_cli(tmp_path, capsys):
