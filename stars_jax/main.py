@@ -8,6 +8,7 @@ Tools that are not training jobs are subcommands, `stars-jax <name> ...` (see `_
 own arguments.
 """
 
+import contextlib
 import importlib
 import logging
 import pathlib
@@ -17,7 +18,7 @@ import jax
 from absl import app, flags
 from ml_collections import config_flags
 
-from stars_jax import io, jobs, sharding
+from stars_jax import io, jobs, sharding, workdir_lock
 
 _CONFIG = config_flags.DEFINE_config_file(
   "config", None, "A config file with get_config([arg]): configs/<file>.py or configs/<file>.py:<arg>."
@@ -52,6 +53,18 @@ def main(argv) -> None:
   if config.stage not in jobs.JOBS:
     raise ValueError(f"config.stage={config.stage!r}; known stages: {sorted(jobs.JOBS)}")
   logging.info("Devices: %s; stage %s; workdir %s", jax.devices(), config.stage, workdir)
+  # Process 0 holds the workdir for the job (the other processes of a multi-host job share it).
+  lock = workdir_lock.hold(workdir) if jax.process_index() == 0 else contextlib.nullcontext()
+  try:
+    with lock:
+      _run_job(config, workdir)
+  except workdir_lock.WorkdirLocked as e:
+    logging.error("%s", e)
+    sys.exit(2)
+
+
+def _run_job(config, workdir: pathlib.Path) -> None:
+  """Runs `config.stage` and writes workdir/results.json (process 0)."""
   results = jobs.JOBS[config.stage](config, workdir, sharding.make_mesh())
   results["config"] = config.to_dict()
   results["devices"] = [d.device_kind for d in jax.devices()]

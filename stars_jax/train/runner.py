@@ -2,14 +2,17 @@
 
 A stage supplies only what differs: how to create its state, its pure jitted step, which batch fields the step
 reads, how a fresh (not resumed) state is initialised, and its hooks. The runner owns the rest: run length,
-sharded state creation, the jitted step with explicit shardings, resume (state, input position, hook state),
-logging, checkpoints, and clean-up, and returns a `RunResult` (the state plus the JSON summary).
+sharded state creation, the jitted step with explicit shardings, resume (state, input position, hook state, the
+logged history and wall time), logging, checkpoints (also at a SIGTERM / SIGINT, then exit), and clean-up, and
+returns a `RunResult` (the state plus the JSON summary).
 """
 
 import contextlib
 import dataclasses
 import logging
 import pathlib
+import signal
+import threading
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -17,6 +20,8 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import ml_collections
+import numpy as np
+from jax.experimental import multihost_utils
 
 from stars_jax import sharding
 from stars_jax.data import pipeline
@@ -103,16 +108,56 @@ def checkpoint_interval(group: ml_collections.ConfigDict, steps_per_epoch: int) 
   return group.checkpoint_every_steps if group.checkpoint_every_steps > 0 else steps_per_epoch
 
 
+class Preemption:
+  """Records SIGTERM / SIGINT while installed (main thread only), so the loop can checkpoint and exit at the end
+  of the current step instead of dying mid-step. A second Ctrl-C interrupts at once."""
+
+  def __init__(self):
+    self.signum: int | None = None
+    self._previous: dict[int, Any] = {}
+
+  def _handle(self, signum: int, frame) -> None:
+    del frame
+    if self.signum is not None and signum == signal.SIGINT:
+      raise KeyboardInterrupt
+    self.signum = signum
+
+  def __enter__(self) -> "Preemption":
+    if threading.current_thread() is threading.main_thread():
+      for sig in (signal.SIGTERM, signal.SIGINT):
+        self._previous[sig] = signal.signal(sig, self._handle)
+    return self
+
+  def __exit__(self, *exc) -> None:
+    for sig, handler in self._previous.items():
+      signal.signal(sig, handler)
+
+  def requested(self, sync: bool) -> bool:
+    """Whether to stop now. With several processes every one must stop at the same step: they agree when `sync`
+    (at log and checkpoint steps, which synchronise anyway), so a signal takes effect within log_every steps."""
+    if jax.process_count() == 1:
+      return self.signum is not None
+    if not sync:
+      return False
+    flags = multihost_utils.process_allgather(np.int32(self.signum or 0))
+    self.signum = self.signum or int(np.max(flags)) or None
+    return self.signum is not None
+
+
+RUNNER_ITEM = "runner"  # the runner's own JSON state in a checkpoint: the logged history and the wall time so far
+
+
 def restore(
   ckpt: Checkpointer, state: TrainState, data_iter: pipeline.ResumableIterator, hooks: Sequence[Hook] = ()
-) -> TrainState:
-  """Restores the latest checkpoint into state, iterator and hooks; returns the state."""
+) -> tuple[TrainState, dict[str, Any]]:
+  """Restores the latest checkpoint into state, iterator and hooks. Returns (state, the runner's JSON state)."""
   state, extra = ckpt.restore(state)
   data_iter.set_state(extra["iterator"])
   for hook in hooks:
     hook.set_state(extra[hook.name])
   logging.info("Resumed from step %d", int(state.step))
-  return state
+  # Checkpoints written before the runner saved its own state resume with the history of their segment only.
+  return state, extra.get(RUNNER_ITEM, {"history": [], "wall_time_s": 0.0})
 
 
 def fit(
@@ -129,13 +174,26 @@ def fit(
   checkpoint_every: int,
   desc: str,
   hooks: Sequence[Hook] = (),
+  history: Sequence[dict[str, float]] = (),
+  wall_time_s: float = 0.0,
+  preemption: Preemption | None = None,
 ) -> tuple[TrainState, list[dict[str, float]], float]:
-  """Trains from state.step to total_steps. Returns (state, logged history, wall time in seconds)."""
-  start = int(jax.device_get(state.step))
+  """Trains from state.step to total_steps, continuing the logged `history` and `wall_time_s` of the steps
+  before (both are checkpointed, so an interrupted run ends with the same history as an uninterrupted one).
+  Returns (state, logged history, wall time in seconds, both over the whole run). On a signal recorded by
+  `preemption` it saves a checkpoint after the current step and raises SystemExit(128 + signal number)."""
+  start = last_logged = int(jax.device_get(state.step))
   bar = progress_bar(total_steps, start, desc)
-  history: list[dict[str, float]] = []
+  history = list(history)
   window: dict | None = None
   t_start = t_log = time.perf_counter()
+  wall = lambda: wall_time_s + time.perf_counter() - t_start  # noqa: E731
+
+  def save(state: TrainState) -> None:
+    runner_state = {"history": history, "wall_time_s": wall()}
+    hook_states = {h.name: h.get_state() for h in hooks}
+    ckpt.save(state, {"iterator": data_iter.get_state(), RUNNER_ITEM: runner_state, **hook_states})
+
   for step in range(start, total_steps):
     state, metrics = step_fn(state, feed(next(data_iter)))
     # Summed on device: no host sync until the log step.
@@ -143,7 +201,7 @@ def fit(
     bar.update(1)
     done = step + 1
     if done % log_every == 0 or done == total_steps:
-      steps = done - (history[-1]["step"] if history else start)
+      steps, last_logged = done - last_logged, done
       logged = {k: float(v) / steps for k, v in jax.device_get(window).items()}
       now = time.perf_counter()
       logged["clips_per_s"] = steps * batch_size / (now - t_log)
@@ -155,11 +213,18 @@ def fit(
       history.append({"step": done, **logged})
     for hook in hooks:
       hook.after_step(done, state)
-    if done % checkpoint_every == 0 or done == total_steps:
-      ckpt.save(state, {"iterator": data_iter.get_state(), **{h.name: h.get_state() for h in hooks}})
+    save_step = done % checkpoint_every == 0 or done == total_steps
+    if save_step:
+      save(state)
+    if preemption is not None and preemption.requested(sync=save_step or done % log_every == 0):
+      save(state)  # no-op when this step was just saved
+      ckpt.wait()
+      name = signal.Signals(preemption.signum).name
+      logging.warning("%s at step %d: checkpoint saved; relaunch the same command to resume.", name, done)
+      raise SystemExit(128 + preemption.signum)
   bar.close()
   ckpt.wait()
-  return state, history, time.perf_counter() - t_start
+  return state, history, wall()
 
 
 def run(
@@ -194,8 +259,10 @@ def run(
       prefetch=config.data.prefetch,
     )
     stack.callback(data_iter.close)
+    preemption = stack.enter_context(Preemption())
+    resumed = {"history": [], "wall_time_s": 0.0}
     if ckpt.latest_step() is not None:
-      state = restore(ckpt, state, data_iter, hooks)
+      state, resumed = restore(ckpt, state, data_iter, hooks)
     elif stage.initialize is not None:
       state = stage.initialize(state, ctx)
     feed = lambda batch: sharding.global_batch({k: batch[k] for k in stage.feed}, mesh)  # noqa: E731
@@ -212,6 +279,9 @@ def run(
       checkpoint_every=checkpoint_interval(g, spe),
       desc=stage.name,
       hooks=hooks,
+      history=resumed["history"],
+      wall_time_s=resumed["wall_time_s"],
+      preemption=preemption,
     )
     summary: dict[str, Any] = {
       "steps": total_steps,

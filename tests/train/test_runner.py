@@ -1,6 +1,10 @@
 """The stage runner with a toy stage: run length, logging, checkpoints, hooks (called, checkpointed, restored,
 summarised, selecting a state), initialisation of fresh states only, and an exact resume."""
 
+import logging
+import os
+import signal
+
 import jax
 import jax.numpy as jnp
 import ml_collections
@@ -121,7 +125,12 @@ def test_run_logs_checkpoints_calls_hooks_and_summarises(setup, tmp_path):
   assert any((tmp_path / "run" / "tensorboard").iterdir())
 
 
-def test_resume_is_exact_and_skips_initialisation(setup, tmp_path):
+def _losses(summary):
+  """The logged history without its timing (clips/s differs between runs)."""
+  return [{k: v for k, v in row.items() if k != "clips_per_s"} for row in summary["loss_history"]]
+
+
+def test_resume_is_exact_and_skips_initialisation(setup, tmp_path, caplog):
   config, group, split = setup
   mesh = sharding.make_mesh()
   straight = runner.run(_stage(group, split, [CountingHook()], []), config, tmp_path / "straight", mesh)
@@ -129,8 +138,46 @@ def test_resume_is_exact_and_skips_initialisation(setup, tmp_path):
   runner.run(_stage(group, split, [CountingHook()], []), config, tmp_path / "resumed", mesh)
   group.max_steps = -1
   hook, initialized = CountingHook(), []
-  resumed = runner.run(_stage(group, split, [hook], initialized), config, tmp_path / "resumed", mesh)
-  assert initialized == []  # ... and the relaunch restores the checkpoint instead of initialising
-  assert resumed.summary["loss_history"][0]["step"] == 6  # the first log step after step 4: really resumed
+  with caplog.at_level(logging.INFO):
+    resumed = runner.run(_stage(group, split, [hook], initialized), config, tmp_path / "resumed", mesh)
+  assert initialized == [] and "Resumed from step 4" in caplog.text  # ... the relaunch restores, not initialises
+  # The logged history and wall time are checkpointed: the summary covers the whole run, as if uninterrupted.
+  assert _losses(resumed.summary) == _losses(straight.summary)
+  assert [h["step"] for h in resumed.summary["loss_history"]] == [2, 4, 6, 8, 9]
   assert hook.seen == list(range(1, 10))  # the hook's state came back with the checkpoint
   np.testing.assert_array_equal(jax.device_get(straight.state.params["w"]), jax.device_get(resumed.state.params["w"]))
+  # Relaunching the finished run trains no further and keeps everything.
+  again = runner.run(_stage(group, split, [CountingHook()], []), config, tmp_path / "resumed", mesh)
+  assert int(again.state.step) == 9 and again.summary["loss_history"] == resumed.summary["loss_history"]
+  assert 0 < again.summary["wall_time_s"] <= resumed.summary["wall_time_s"]  # the saved total, not ~0
+
+
+class SignalHook(runner.Hook):
+  """Sends this process a real signal after step `at` (as a cloud scheduler's preemption notice would)."""
+
+  name = "signal"
+
+  def __init__(self, at: int, signum: int = signal.SIGTERM):
+    self.at, self.signum = at, signum
+
+  def after_step(self, step, state):
+    if step == self.at:
+      os.kill(os.getpid(), self.signum)
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_signal_saves_a_checkpoint_exits_non_zero_and_resumes_exactly(setup, tmp_path, signum, caplog):
+  config, group, split = setup
+  mesh = sharding.make_mesh()
+  straight = runner.run(_stage(group, split, [], []), config, tmp_path / "straight", mesh)
+  handler = signal.getsignal(signum)
+  with pytest.raises(SystemExit) as stop, caplog.at_level(logging.WARNING):
+    runner.run(_stage(group, split, [SignalHook(at=4, signum=signum)], []), config, tmp_path / "run", mesh)
+  assert stop.value.code == 128 + signum
+  assert f"{signal.Signals(signum).name} at step 4: checkpoint saved" in caplog.text
+  assert signal.getsignal(signum) == handler  # the previous handler is back
+  saved = sorted(int(p.name) for p in (tmp_path / "run" / "checkpoints").iterdir() if p.name.isdigit())
+  assert saved == [3, 4]  # the epoch end, and the step the signal arrived in (not an epoch end)
+  resumed = runner.run(_stage(group, split, [], []), config, tmp_path / "run", mesh)
+  np.testing.assert_array_equal(jax.device_get(straight.state.params["w"]), jax.device_get(resumed.state.params["w"]))
+  assert _losses(resumed.summary) == _losses(straight.summary)
