@@ -19,6 +19,7 @@ from absl import app, flags
 from ml_collections import config_flags
 
 from stars_jax import io, jobs, sharding, workdir_lock
+from stars_jax.train import runner
 
 _CONFIG = config_flags.DEFINE_config_file(
   "config", None, "A config file with get_config([arg]): configs/<file>.py or configs/<file>.py:<arg>."
@@ -61,6 +62,9 @@ def main(argv) -> None:
   except workdir_lock.WorkdirLocked as e:
     logging.error("%s", e)
     sys.exit(2)
+  except runner.Diverged as e:
+    logging.error("%s", e)
+    sys.exit(1)
 
 
 def _run_job(config, workdir: pathlib.Path) -> None:

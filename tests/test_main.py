@@ -243,3 +243,23 @@ def test_sigterm_checkpoints_exits_non_zero_and_the_relaunch_resumes(tmp_path):
   assert f"Resumed from step {stopped}" in again.stderr
   history = json.loads((workdir / "results.json").read_text())["pretrain"]["loss_history"]
   assert history[-1]["step"] == stopped + 3 and history[0]["step"] == 3  # logged before and after the signal
+
+
+def test_a_diverging_run_stops_with_one_line_and_exit_code_1(tmp_path):
+  """A learning rate a million times too high: the run stops at the first non-finite loss, names that step, and
+  keeps its last finite checkpoint (nothing non-finite saved)."""
+  proc = _main(
+    tmp_path / "run",
+    tmp_path / "data",
+    "--config.stage=pretrain",
+    "--config.evaluate.enabled=False",
+    "--config.pretrain.optim.lr=1e3",
+    "--config.pretrain.checkpoint_every_steps=1",
+  )
+  assert proc.returncode == 1, proc.stderr[-3000:]
+  match = re.search(
+    r"a non-finite loss or gradient \(NaN / inf\) at step (\d+);.*checkpoint \((\d+|None)\)", proc.stderr
+  )
+  assert match, proc.stderr[-3000:]
+  assert "optim.lr" in proc.stderr and "Traceback" not in proc.stderr
+  assert not (tmp_path / "run" / "results.json").exists()

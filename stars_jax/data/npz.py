@@ -12,6 +12,7 @@ import pathlib
 import struct
 import zipfile
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 from numpy.lib import format as npy_format
@@ -143,6 +144,27 @@ class _Rows:
 
   def __getitem__(self, i: int) -> np.ndarray:
     return self._base[self._indices[i]]
+
+  def source_index(self, i: int) -> int:
+    """Row index of item i in the file's array."""
+    return source_index(self._base, int(self._indices[i]))
+
+
+def source_index(x: Any, i: int) -> int:
+  """Row index in the file of row i of a split's `x` (a memmap, or a view of one after `take`)."""
+  return x.source_index(i) if isinstance(x, _Rows) else i
+
+
+def read_sample(split: SkeletonSplit, i: int) -> np.ndarray:
+  """Sample i of the split as float32 (T, 150); raises NpzFormatError naming the file, split and file row when it
+  holds NaN or inf (they would turn every later step non-finite)."""
+  x = np.array(split.x[i], dtype=np.float32)
+  if not np.isfinite(x).all():
+    raise NpzFormatError(
+      f"{split.path}: sample {source_index(split.x, i)} of x_{split.split} holds non-finite values (NaN / inf); "
+      "fix or drop it (stars-jax prepare writes finite values only)"
+    )
+  return x
 
 
 def take(split: SkeletonSplit, indices: np.ndarray) -> SkeletonSplit:

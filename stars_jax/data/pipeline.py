@@ -15,7 +15,7 @@ from typing import Any
 import grain
 import numpy as np
 
-from stars_jax.data.npz import SkeletonSplit
+from stars_jax.data.npz import SkeletonSplit, read_sample
 
 _STATE_KEYS = ("step", "seed", "global_batch_size", "num_samples")
 
@@ -47,7 +47,7 @@ def _global_position(local: int, global_batch_size: int, host_batch: int, proces
 def _read_record(split: SkeletonSplit, index: int) -> dict[str, np.ndarray]:
   """One raw sample copied out of the memmap."""
   return {
-    "x": np.array(split.x[index], dtype=np.float32),  # (T, 150)
+    "x": read_sample(split, index),  # (T, 150)
     "label": np.int32(split.labels[index]),
     "index": np.int32(index),
   }

@@ -6,6 +6,7 @@ import pathlib
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import orbax.checkpoint as ocp
 
 from stars_jax.pytree import path_name
@@ -52,6 +53,7 @@ class Checkpointer:
     restored = self._manager.restore(
       step, args=ocp.args.Composite(state=ocp.args.StandardRestore(target), data=ocp.args.JsonRestore())
     )
+    check_finite(restored["state"], self._manager.directory / str(step))
     return state.replace(**restored["state"]), restored["data"]
 
   def wait(self) -> None:
@@ -59,6 +61,20 @@ class Checkpointer:
 
   def close(self) -> None:
     self._manager.close()
+
+
+def check_finite(tree: Any, where: str | pathlib.Path) -> None:
+  """Raises ValueError naming `where` and the first parameter path that holds NaN or inf (a corrupted or
+  diverged checkpoint must not be resumed or fine-tuned from silently)."""
+  flat = jax.tree_util.tree_flatten_with_path(tree)[0]
+  finite = jax.device_get([jnp.all(jnp.isfinite(v)) for _, v in flat if jnp.issubdtype(v.dtype, jnp.inexact)])
+  paths = [p for p, v in flat if jnp.issubdtype(v.dtype, jnp.inexact)]
+  for path, ok in zip(paths, finite):
+    if not ok:
+      raise ValueError(
+        f"{where}: non-finite values (NaN / inf) in {path_name(path)!r}; the checkpoint is corrupted or "
+        "from a diverged run: restore an older step or start afresh"
+      )
 
 
 def latest_item_path(directory: str | pathlib.Path, config_key: str = "") -> pathlib.Path:
@@ -109,7 +125,9 @@ def restore_checked(item_path: str | pathlib.Path, target: dict[str, Any], confi
         f"expects {tuple(v.shape)} ({config_key} must point at a checkpoint of this model "
         "size; config.model must match it)"
       )
-  return restore_fields(item_path, target)
+  restored = restore_fields(item_path, target)
+  check_finite(restored, item_path)
+  return restored
 
 
 def restore_params(directory: str | pathlib.Path, target: dict[str, Any], config_key: str) -> dict[str, Any]:

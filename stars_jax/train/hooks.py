@@ -89,8 +89,11 @@ class KnnMonitor(Hook):
       for k in self._cfg.ks
     }
 
+  def evaluates(self, step: int) -> bool:
+    return step % self._every == 0
+
   def after_step(self, step: int, state: TrainState) -> None:
-    if step % self._every:
+    if not self.evaluates(step):
       return
     accs = self.evaluate({"params": state.params, "batch_stats": state.batch_stats})
     top1 = max(accs.values())
@@ -141,8 +144,11 @@ class AccuracyHook(Hook):
     logits, y = features.extract(self._predict, variables, self._split, self._bs, self._mesh)
     return 100.0 * float(np.mean(np.argmax(logits, axis=-1) == y))
 
+  def evaluates(self, step: int) -> bool:
+    return step % self._every == 0
+
   def after_step(self, step: int, state: TrainState) -> None:
-    if step % self._every == 0:
+    if self.evaluates(step):
       self.record(step, state)
 
   def record(self, step: int, state: TrainState) -> None:

@@ -54,6 +54,10 @@ class Hook:
   def after_step(self, step: int, state: TrainState) -> None:
     pass
 
+  def evaluates(self, step: int) -> bool:
+    """Whether `after_step` reads the state at `step` (the runner checks it is finite first)."""
+    return False
+
   def finish(self, step: int, state: TrainState) -> dict[str, Any]:
     """Called once at the end of the run (also when it was already complete); returns its JSON summary."""
     return {}
@@ -144,6 +148,17 @@ class Preemption:
     return self.signum is not None
 
 
+class Diverged(RuntimeError):
+  """A loss or metric became NaN or inf; the run stopped before saving the state."""
+
+
+@jax.jit
+def _first_non_finite(first: jax.Array, metrics: dict[str, jax.Array], step: jax.Array) -> jax.Array:
+  """`step` if any metric is NaN / inf and no earlier step was, else `first` (-1: none so far)."""
+  finite = jnp.all(jnp.stack([jnp.all(jnp.isfinite(v)) for v in jax.tree.leaves(metrics)]))
+  return jnp.where((first < 0) & ~finite, step, first)
+
+
 RUNNER_ITEM = "runner"  # the runner's own JSON state in a checkpoint: the logged history and the wall time so far
 
 
@@ -181,7 +196,12 @@ def fit(
   """Trains from state.step to total_steps, continuing the logged `history` and `wall_time_s` of the steps
   before (both are checkpointed, so an interrupted run ends with the same history as an uninterrupted one).
   Returns (state, logged history, wall time in seconds, both over the whole run). On a signal recorded by
-  `preemption` it saves a checkpoint after the current step and raises SystemExit(128 + signal number)."""
+  `preemption` it saves a checkpoint after the current step and raises SystemExit(128 + signal number).
+
+  Divergence: whether every metric (loss, learning rate, gradient norm, ...) is finite is tracked on device and
+  read wherever the host syncs anyway (log steps) and before the state is used: checkpoints, evaluating hooks.
+  The first non-finite step raises `Diverged` naming it; a non-finite state is never saved, so the newest
+  checkpoint is the last finite one."""
   start = last_logged = int(jax.device_get(state.step))
   bar = progress_bar(total_steps, start, desc)
   history = list(history)
@@ -189,7 +209,19 @@ def fit(
   t_start = t_log = time.perf_counter()
   wall = lambda: wall_time_s + time.perf_counter() - t_start  # noqa: E731
 
+  first_bad = jnp.asarray(-1, jnp.int32)
+
+  def check_finite() -> None:
+    bad = int(first_bad)
+    if bad >= 0:
+      raise Diverged(
+        f"{desc}: a non-finite loss or gradient (NaN / inf) at step {bad}; nothing of it was saved, the newest "
+        f"checkpoint ({ckpt.latest_step()}) is the last finite state. Likely causes: a learning rate too high for "
+        "this batch size (optim.lr), or non-finite values in the data."
+      )
+
   def save(state: TrainState) -> None:
+    check_finite()
     runner_state = {"history": history, "wall_time_s": wall()}
     hook_states = {h.name: h.get_state() for h in hooks}
     ckpt.save(state, {"iterator": data_iter.get_state(), RUNNER_ITEM: runner_state, **hook_states})
@@ -200,7 +232,9 @@ def fit(
     window = metrics if window is None else jax.tree.map(jnp.add, window, metrics)
     bar.update(1)
     done = step + 1
+    first_bad = _first_non_finite(first_bad, metrics, jnp.asarray(done, jnp.int32))
     if done % log_every == 0 or done == total_steps:
+      check_finite()
       steps, last_logged = done - last_logged, done
       logged = {k: float(v) / steps for k, v in jax.device_get(window).items()}
       now = time.perf_counter()
@@ -211,6 +245,8 @@ def fit(
         {"loss": f"{logged['loss']:.4f}", "lr": f"{logged['lr']:.2e}", "clips_s": f"{logged['clips_per_s']:.0f}"}
       )
       history.append({"step": done, **logged})
+    if any(hook.evaluates(done) for hook in hooks):
+      check_finite()
     for hook in hooks:
       hook.after_step(done, state)
     save_step = done % checkpoint_every == 0 or done == total_steps

@@ -139,3 +139,19 @@ def test_eval_covers_all_samples_once_with_padding(split, process_count):
   np.testing.assert_array_equal(index[valid], np.arange(N))
   assert (index[~valid] == -1).all()
   assert (merged[-1]["x"][~merged[-1]["valid"]] == 0).all()
+
+
+def test_a_non_finite_sample_is_reported_with_its_file_and_row(tmp_path):
+  """One NaN in sample 13 of the training split: reading it names the file, the split and the row in the file,
+  also through a subset view (the row is the file's, not the view's)."""
+  path = tmp_path / "nan.npz"
+  x = np.zeros((20, 300, 150), np.float32)
+  x[13, 5, 7] = np.nan
+  np.savez(path, x_train=x, y_train=np.eye(2)[np.arange(20) % 2], x_test=x[:4], y_test=np.eye(2)[[0, 1, 0, 1]])
+  split = npz.take(npz.open_split(path, "train"), np.arange(10, 20))  # row 13 of the file is item 3 here
+  it = pipeline.train_iterator(split, global_batch_size=10, seed=0, num_threads=1)
+  try:
+    with pytest.raises(npz.NpzFormatError, match=r"nan.npz: sample 13 of x_train holds non-finite values"):
+      next(it)
+  finally:
+    it.close()

@@ -71,3 +71,17 @@ def test_errors_name_the_directory_and_config_key(tmp_path):
   message = r"ckpt/1/state: checkpoint key 'params/blocks_0/kernel' has shape \(3, 4\).*expects \(5, 4\).*finetune.init"
   with pytest.raises(ValueError, match=message):
     checkpoint.restore_params(tmp_path / "ckpt", wrong, "finetune.init")
+
+
+def test_non_finite_values_are_refused_naming_the_step_and_parameter(tmp_path):
+  """A diverged or corrupted checkpoint (here: NaN written into one weight) is never restored silently."""
+  ckpt = checkpoint.Checkpointer(tmp_path / "ckpt")
+  bad = _state(5)
+  bad = bad.replace(params={**bad.params, "blocks_0": {**bad.params["blocks_0"], "kernel": jnp.full((3, 4), jnp.nan)}})
+  ckpt.save(bad, {"iterator": {}})
+  ckpt.wait()
+  with pytest.raises(ValueError, match=r"ckpt/5: non-finite values .* in 'params/blocks_0/kernel'"):
+    ckpt.restore(_state(0))
+  ckpt.close()
+  with pytest.raises(ValueError, match=r"ckpt/5/state: non-finite values .* in 'params/blocks_0/kernel'"):
+    checkpoint.restore_params(tmp_path / "ckpt", {"blocks_0": {"kernel": jnp.zeros((3, 4))}}, "stars.init")

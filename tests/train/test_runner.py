@@ -3,6 +3,7 @@ summarised, selecting a state), initialisation of fresh states only, and an exac
 
 import logging
 import os
+import re
 import signal
 
 import jax
@@ -15,6 +16,7 @@ import pytest
 from stars_jax import recipes, sharding
 from stars_jax.data import npz
 from stars_jax.train import runner
+from stars_jax.train.checkpoint import Checkpointer
 from stars_jax.train.state import TrainState
 
 TX = optax.sgd(0.1)
@@ -181,3 +183,25 @@ def test_signal_saves_a_checkpoint_exits_non_zero_and_resumes_exactly(setup, tmp
   resumed = runner.run(_stage(group, split, [], []), config, tmp_path / "run", mesh)
   np.testing.assert_array_equal(jax.device_get(straight.state.params["w"]), jax.device_get(resumed.state.params["w"]))
   assert _losses(resumed.summary) == _losses(straight.summary)
+
+
+def test_divergence_stops_naming_the_step_and_never_saves_a_non_finite_state(setup, tmp_path):
+  """A learning rate far too high: the toy regression overflows to inf / NaN within a few steps."""
+  config, group, split = setup
+  group.update(dict(checkpoint_every_steps=1, keep_checkpoints=2, log_every_steps=100))
+
+  def diverging_step(state, batch):
+    state, metrics = _step(state, batch)
+    return state.replace(params=jax.tree.map(lambda w: w * 1e4 + 1.0, state.params)), metrics
+
+  stage = runner.Stage(
+    name="toy", group=group, train_split=split, create=_create, step=diverging_step, feed=("x", "label")
+  )
+  with pytest.raises(runner.Diverged, match=r"toy: a non-finite loss .* at step (\d+); .* checkpoint \((\d+)\)") as e:
+    runner.run(stage, config, tmp_path / "run", sharding.make_mesh())
+  bad, kept = map(int, re.search(r"at step (\d+);.*checkpoint \((\d+)\)", str(e.value)).groups())
+  assert kept == bad - 1  # checkpointed every step up to the last finite one, never past it
+  saved = sorted(int(p.name) for p in (tmp_path / "run" / "checkpoints").iterdir() if p.name.isdigit())
+  assert bad > 3 and saved == [bad - 2, bad - 1]  # the older finite one rotated out, never the newest
+  restored, _ = Checkpointer(tmp_path / "run" / "checkpoints").restore(_create())
+  assert np.isfinite(np.asarray(restored.params["w"])).all() and int(restored.step) == bad - 1
