@@ -3,7 +3,8 @@
 import dataclasses
 import logging
 import pathlib
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import jax
 import jax.numpy as jnp
@@ -11,6 +12,7 @@ import orbax.checkpoint as ocp
 
 from stars_jax.pytree import path_name
 
+T = TypeVar("T")
 STATE_ITEM = "state"
 
 
@@ -46,9 +48,45 @@ class Checkpointer:
     )
 
   def restore(self, state: Any, step: int | None = None) -> tuple[Any, dict[str, Any]]:
-    """Restores into the structure, dtypes and shardings of `state` (concrete or abstract arrays).
-    Returns (state, extra)."""
-    step = self.latest_step() if step is None else step
+    """Restores `step`, by default the newest readable step, into the structure, dtypes and shardings of `state`
+    (concrete or abstract arrays). Returns (state, extra).
+
+    A newer step that cannot be read (truncated array file, empty metadata, missing item, non-finite values) is
+    named in a warning and set aside as `broken.<step>` (so training can write that step again), and the next
+    older step is tried; when none is readable the error lists every step's reason."""
+    if step is not None:
+      return self._restore(state, step)
+    failures: list[tuple[int, str]] = []
+    for candidate in sorted(self._manager.all_steps(), reverse=True):
+      try:
+        restored = self._restore(state, candidate)
+      except Exception as e:  # noqa: BLE001  any unreadable step: say so and fall back to the previous one
+        failures.append((candidate, _reason(e)))
+        logging.warning(
+          "%s: unreadable checkpoint (%s); trying the previous step", self._step_dir(candidate), failures[-1][1]
+        )
+        continue
+      if failures:
+        self._set_aside([s for s, _ in failures])
+        logging.warning(
+          "Resuming from step %d, the newest readable checkpoint under %s", candidate, self._manager.directory
+        )
+      return restored
+    reasons = "; ".join(f"step {s}: {r}" for s, r in failures)
+    raise CheckpointError(f"{self._manager.directory}: no readable checkpoint ({reasons})")
+
+  def _step_dir(self, step: int) -> pathlib.Path:
+    return pathlib.Path(self._manager.directory) / str(step)
+
+  def _set_aside(self, steps: list[int]) -> None:
+    """Renames unreadable step directories to broken.<step> (kept for inspection, ignored by the manager)."""
+    if jax.process_index() == 0:
+      for step in steps:
+        self._step_dir(step).rename(self._step_dir(step).with_name(f"broken.{step}"))
+        logging.warning("Set %s aside as broken.%d", self._step_dir(step), step)
+    self._manager.reload()
+
+  def _restore(self, state: Any, step: int) -> tuple[Any, dict[str, Any]]:
     target = jax.tree.map(ocp.utils.to_shape_dtype_struct, _saved_fields(state))
     restored = self._manager.restore(
       step, args=ocp.args.Composite(state=ocp.args.StandardRestore(target), data=ocp.args.JsonRestore())
@@ -61,6 +99,20 @@ class Checkpointer:
 
   def close(self) -> None:
     self._manager.close()
+
+
+class CheckpointError(RuntimeError):
+  """No checkpoint under a directory can be read."""
+
+
+class CheckpointMismatch(ValueError):
+  """A readable checkpoint of another model: an error of the config, not of the files (no fallback)."""
+
+
+def _reason(error: BaseException) -> str:
+  """The first line of an error, with its type: enough to tell a truncated file from a missing one."""
+  lines = str(error).strip().splitlines()
+  return f"{type(error).__name__}: {lines[0] if lines else ''}"[:300]
 
 
 def check_finite(tree: Any, where: str | pathlib.Path) -> None:
@@ -120,7 +172,7 @@ def restore_checked(item_path: str | pathlib.Path, target: dict[str, Any], confi
   for p, v in jax.tree_util.tree_flatten_with_path(target)[0]:
     name = path_name(p)
     if saved_shapes.get(name) != tuple(v.shape):
-      raise ValueError(
+      raise CheckpointMismatch(
         f"{item_path}: checkpoint key {name!r} has shape {saved_shapes.get(name)}, the model "
         f"expects {tuple(v.shape)} ({config_key} must point at a checkpoint of this model "
         "size; config.model must match it)"
@@ -130,9 +182,34 @@ def restore_checked(item_path: str | pathlib.Path, target: dict[str, Any], confi
   return restored
 
 
+def read_newest(directory: str | pathlib.Path, config_key: str, read: Callable[[pathlib.Path], T]) -> T:
+  """`read(state item)` of the newest step under `directory` that can be read: an unreadable newer step is named
+  in a warning and the next older one tried (a checkpoint of another model, CheckpointMismatch, is raised at once).
+  `config_key`, the setting that named the directory, goes into the errors."""
+  latest = latest_item_path(directory, config_key)
+  steps = sorted((int(p.name) for p in latest.parents[1].iterdir() if p.name.isdigit()), reverse=True)
+  failures: list[str] = []
+  for step in steps:
+    item = latest.parents[1] / str(step) / STATE_ITEM
+    try:
+      return read(item)
+    except CheckpointMismatch:
+      raise
+    except Exception as e:  # noqa: BLE001  any unreadable step: say so and fall back to the previous one
+      failures.append(f"step {step}: {_reason(e)}")
+      logging.warning(
+        "%s (%s): unreadable checkpoint (%s); trying the previous step", item.parent, config_key, failures[-1]
+      )
+  raise CheckpointError(f"{latest.parents[1]} ({config_key}): no readable checkpoint ({'; '.join(failures)})")
+
+
 def restore_params(directory: str | pathlib.Path, target: dict[str, Any], config_key: str) -> dict[str, Any]:
-  """The parameters in `target` (e.g. an encoder's, with their placement) from the newest checkpoint under
-  `directory`: a MAMP run's checkpoints/, a STARS run's best/ or checkpoints/, or an imported official one."""
-  item = latest_item_path(directory, config_key)
-  logging.info("%s: parameters from %s", config_key, item)
-  return restore_checked(item, {"params": target}, config_key)["params"]
+  """The parameters in `target` (e.g. an encoder's, with their placement) from the newest readable checkpoint
+  under `directory`: a MAMP run's checkpoints/, a STARS run's best/ or checkpoints/, or an imported official one."""
+
+  def read(item: pathlib.Path) -> dict[str, Any]:
+    params = restore_checked(item, {"params": target}, config_key)["params"]
+    logging.info("%s: parameters from %s", config_key, item)
+    return params
+
+  return read_newest(directory, config_key, read)

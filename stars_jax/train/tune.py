@@ -112,16 +112,19 @@ def queue_rules(q: ml_collections.ConfigDict, mesh: jax.sharding.Mesh) -> list[t
 def load_init(state: TrainState, path: str | pathlib.Path) -> TrainState:
   """Initialises from a checkpoint directory of ours: a MAMP run (encoder weights; decoder and mask token
   dropped, head kept fresh, SPEC §4.3 step 2) or a STARS run (params, BN statistics and queue, step 3)."""
-  item = checkpoint.latest_item_path(path, "stars.init")
-  is_stars = "queue" in checkpoint.saved_structure(item)
-  params = state.params if is_stars else encoder_params(state.params)
-  target = {"params": params, **({"batch_stats": state.batch_stats, "queue": state.queue} if is_stars else {})}
-  restored = checkpoint.restore_checked(item, target, "stars.init")
-  logging.info("Initialised STARS from %s checkpoint %s", "a STARS" if is_stars else "a MAMP", item)
-  return state.replace(
-    params={**state.params, **restored["params"]},
-    **({"batch_stats": restored["batch_stats"], "queue": restored["queue"]} if is_stars else {}),
-  )
+
+  def read(item: pathlib.Path) -> TrainState:
+    is_stars = "queue" in checkpoint.saved_structure(item)
+    params = state.params if is_stars else encoder_params(state.params)
+    target = {"params": params, **({"batch_stats": state.batch_stats, "queue": state.queue} if is_stars else {})}
+    restored = checkpoint.restore_checked(item, target, "stars.init")
+    logging.info("Initialised STARS from %s checkpoint %s", "a STARS" if is_stars else "a MAMP", item)
+    return state.replace(
+      params={**state.params, **restored["params"]},
+      **({"batch_stats": restored["batch_stats"], "queue": restored["queue"]} if is_stars else {}),
+    )
+
+  return checkpoint.read_newest(path, "stars.init", read)
 
 
 def warm_start_queue(state: TrainState, model: STARS, config, data_iter, mesh) -> TrainState:

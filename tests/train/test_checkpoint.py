@@ -1,6 +1,9 @@
 """The checkpoint helper: round trip of every state field (absent queue and empty batch_stats included),
 retention, partial restores and the errors that name the directory and config key."""
 
+import logging
+import shutil
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -80,8 +83,69 @@ def test_non_finite_values_are_refused_naming_the_step_and_parameter(tmp_path):
   bad = bad.replace(params={**bad.params, "blocks_0": {**bad.params["blocks_0"], "kernel": jnp.full((3, 4), jnp.nan)}})
   ckpt.save(bad, {"iterator": {}})
   ckpt.wait()
-  with pytest.raises(ValueError, match=r"ckpt/5: non-finite values .* in 'params/blocks_0/kernel'"):
-    ckpt.restore(_state(0))
+  with pytest.raises(checkpoint.CheckpointError, match=r"ckpt/5: non-finite values .* in 'params/blocks_0/kernel'"):
+    ckpt.restore(_state(0))  # the only step: nothing to fall back to
   ckpt.close()
-  with pytest.raises(ValueError, match=r"ckpt/5/state: non-finite values .* in 'params/blocks_0/kernel'"):
+  with pytest.raises(checkpoint.CheckpointError, match=r"ckpt/5/state: non-finite values .* 'params/blocks_0/kernel'"):
     checkpoint.restore_params(tmp_path / "ckpt", {"blocks_0": {"kernel": jnp.zeros((3, 4))}}, "stars.init")
+
+
+def _truncate_array_files(step_dir):
+  for f in (step_dir / "state").rglob("*"):
+    if f.is_file() and f.parent.name == "d":  # the array data files
+      f.write_bytes(f.read_bytes()[:10])
+
+
+def _empty_metadata(step_dir):
+  (step_dir / "state" / "_METADATA").write_text("")
+
+
+def _remove_state(step_dir):
+  shutil.rmtree(step_dir / "state")
+
+
+@pytest.mark.parametrize("corrupt", [_truncate_array_files, _empty_metadata, _remove_state])
+def test_a_broken_newest_step_falls_back_to_the_previous_one(tmp_path, corrupt, caplog):
+  ckpt = checkpoint.Checkpointer(tmp_path, keep=3)
+  for step in (3, 6):
+    ckpt.save(_state(step), {"iterator": {"step": step}})
+  ckpt.close()
+  corrupt(tmp_path / "6")
+  ckpt = checkpoint.Checkpointer(tmp_path, keep=3)
+  with caplog.at_level(logging.WARNING):
+    restored, extra = ckpt.restore(_state(0))
+  assert int(restored.step) == 3 and extra == {"iterator": {"step": 3}}
+  assert f"{tmp_path}/6: unreadable checkpoint" in caplog.text and "Resuming from step 3" in caplog.text
+  assert (tmp_path / "broken.6").is_dir() and ckpt.latest_step() == 3
+  ckpt.save(_state(6), {"iterator": {"step": 6}})  # training reaches step 6 again and saves it
+  ckpt.wait()
+  assert ckpt.latest_step() == 6 and int(ckpt.restore(_state(0))[0].step) == 6
+  ckpt.close()
+
+
+def test_no_readable_step_lists_every_reason(tmp_path):
+  ckpt = checkpoint.Checkpointer(tmp_path, keep=3)
+  for step in (3, 6):
+    ckpt.save(_state(step), {"iterator": {}})
+  ckpt.close()
+  _remove_state(tmp_path / "3")
+  _empty_metadata(tmp_path / "6")
+  with pytest.raises(checkpoint.CheckpointError, match=rf"{tmp_path}: no readable checkpoint \(step 6: .*; step 3: "):
+    checkpoint.Checkpointer(tmp_path).restore(_state(0))
+
+
+def test_initialising_from_a_directory_skips_a_broken_newest_step(tmp_path, caplog):
+  """restore_params (stars.init, linear.init, ...) falls back as a resume does; another model's checkpoint is an
+  error of the config, raised at once."""
+  ckpt = checkpoint.Checkpointer(tmp_path, keep=3)
+  for step in (3, 6):
+    ckpt.save(_state(step), {"iterator": {}})
+  ckpt.close()
+  _truncate_array_files(tmp_path / "6")
+  target = {"blocks_0": {"kernel": jnp.zeros((3, 4))}}
+  with caplog.at_level(logging.WARNING):
+    params = checkpoint.restore_params(tmp_path, target, "linear.init")
+  np.testing.assert_array_equal(params["blocks_0"]["kernel"], np.full((3, 4), 3.0))
+  assert f"{tmp_path}/6 (linear.init): unreadable checkpoint" in caplog.text
+  with pytest.raises(checkpoint.CheckpointMismatch, match="linear.init must point at a checkpoint of this model"):
+    checkpoint.restore_params(tmp_path, {"blocks_0": {"kernel": jnp.zeros((2, 4))}}, "linear.init")
