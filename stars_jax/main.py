@@ -15,10 +15,11 @@ import pathlib
 import sys
 
 import jax
+import ml_collections
 from absl import app, flags
 from ml_collections import config_flags
 
-from stars_jax import io, jobs, sharding, workdir_lock
+from stars_jax import io, jobs, recipes, sharding, workdir_lock
 from stars_jax.train import runner
 
 _CONFIG = config_flags.DEFINE_config_file(
@@ -86,11 +87,39 @@ _SUBCOMMANDS: dict[str, str] = {
 }
 
 
+def unknown_override(argv: list[str]) -> str | None:
+  """One line naming the first `--config.<key>=...` whose key the config does not have (and the keys it does
+  have there), or None. The flag parser would otherwise fail with a chain of tracebacks."""
+  spec = next((a.split("=", 1)[1] for a in argv if a.startswith("--config=")), None)
+  if spec is None:
+    return None
+  try:
+    config = recipes.load_config(spec)
+  except Exception:  # noqa: BLE001  the flag parser reports a config file that does not load
+    return None
+  for arg in argv:
+    if not arg.startswith("--config."):
+      continue
+    key = arg[len("--config.") :].split("=", 1)[0]
+    node, parts = config, key.split(".")
+    for i, part in enumerate(parts):
+      if not isinstance(node, ml_collections.ConfigDict) or part not in node:
+        where = ".".join(parts[:i]) or "the config"
+        known = ", ".join(sorted(node)) if isinstance(node, ml_collections.ConfigDict) else "no keys (a value)"
+        return f"{arg}: {spec} has no key {key!r}; {where} has {known}"
+      node = node[part]
+  return None
+
+
 def run() -> None:
   """Console-script entry point (`stars-jax`)."""
   if len(sys.argv) > 1 and sys.argv[1] in _SUBCOMMANDS:
     module = importlib.import_module(_SUBCOMMANDS[sys.argv[1]])
     sys.exit(module.main(sys.argv[2:]))
+  problem = unknown_override(sys.argv[1:])
+  if problem:
+    print(f"stars-jax: {problem}", file=sys.stderr)
+    sys.exit(2)
   flags.mark_flags_as_required(["config", "workdir"])
   app.run(main, argv=sys.argv)
 

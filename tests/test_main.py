@@ -12,6 +12,7 @@ import time
 
 import pytest
 
+from stars_jax import main as main_module
 from stars_jax import workdir_lock
 
 pytestmark = pytest.mark.slow
@@ -263,3 +264,17 @@ def test_a_diverging_run_stops_with_one_line_and_exit_code_1(tmp_path):
   assert match, proc.stderr[-3000:]
   assert "optim.lr" in proc.stderr and "Traceback" not in proc.stderr
   assert not (tmp_path / "run" / "results.json").exists()
+
+
+def test_an_unknown_config_key_is_one_line_naming_the_keys_there(tmp_path):
+  proc = _main(tmp_path / "run", tmp_path / "data", "--config.pretrain.optim.learning_rate=1e-3")
+  assert proc.returncode == 2
+  lines = proc.stderr.strip().splitlines()
+  assert len(lines) == 1 and "has no key 'pretrain.optim.learning_rate'" in lines[0] and "lr" in lines[0]
+  assert not (tmp_path / "run").exists()
+
+
+def test_unknown_override_accepts_every_key_of_the_config():
+  config = f"--config={REPO / 'configs' / 'synthetic.py'}"
+  assert main_module.unknown_override([config, *DATA_MODEL, *STAGES]) is None
+  assert "has no key 'stars.queue.length'" in main_module.unknown_override([config, "--config.stars.queue.length=3"])

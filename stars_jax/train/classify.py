@@ -175,6 +175,7 @@ def stage(
   )
   return runner.Stage(
     name=protocol,
+    key=protocol,
     group=c,
     train_split=train_split,
     create=create,

@@ -68,7 +68,7 @@ def stage(config: ml_collections.ConfigDict) -> runner.Stage:
     )
 
   step = functools.partial(train_step, model=model, config=config, tx=tx, labels=labels, schedule=schedule)
-  return runner.Stage(name="MAMP pretrain", group=g, train_split=train_split, create=create, step=step)
+  return runner.Stage(name="MAMP pretrain", key="pretrain", group=g, train_split=train_split, create=create, step=step)
 
 
 def train(config: ml_collections.ConfigDict, workdir: str | pathlib.Path, mesh: jax.sharding.Mesh) -> runner.RunResult:

@@ -83,6 +83,7 @@ class Stage:
   """
 
   name: str
+  key: str  # the config group, e.g. 'pretrain': errors name its settings as '<key>.<setting>'
   group: ml_collections.ConfigDict
   train_split: SkeletonSplit
   create: Callable[[], TrainState]
@@ -98,6 +99,24 @@ class RunResult:
   state: TrainState  # the last state
   summary: dict[str, Any]  # JSON: steps, steps_per_epoch, wall_time_s, loss_history, hooks' ...
   selected: TrainState | None = None  # the state a hook selected (STARS: best kNN monitor epoch)
+
+
+def check_group(group: ml_collections.ConfigDict, key: str, num_devices: int) -> None:
+  """Refuses, before anything is compiled, the run-length and interval settings that cannot work, naming the
+  config key: a batch that does not split over the devices, no epochs, intervals that are not positive."""
+  problems = []
+  if group.batch_size <= 0 or group.batch_size % num_devices:
+    problems.append(f"{key}.batch_size={group.batch_size} must be a positive multiple of the {num_devices} devices")
+  if group.epochs <= 0:
+    problems.append(f"{key}.epochs={group.epochs} must be positive")
+  if group.log_every_steps <= 0:
+    problems.append(f"{key}.log_every_steps={group.log_every_steps} must be positive")
+  if group.checkpoint_every_steps < 0:
+    problems.append(f"{key}.checkpoint_every_steps={group.checkpoint_every_steps} must be >= 0 (0: every epoch)")
+  if group.keep_checkpoints <= 0:
+    problems.append(f"{key}.keep_checkpoints={group.keep_checkpoints} must be positive")
+  if problems:
+    raise ValueError("; ".join(problems))
 
 
 def run_length(group: ml_collections.ConfigDict, num_samples: int) -> tuple[int, int]:
@@ -268,7 +287,13 @@ def run(
 ) -> RunResult:
   """Runs `stage` under workdir (checkpoints/, tensorboard/), resuming from its latest checkpoint."""
   workdir, g = pathlib.Path(workdir), stage.group
+  check_group(g, stage.key, mesh.size)
   spe, total_steps = run_length(g, len(stage.train_split))
+  if spe == 0:
+    raise ValueError(
+      f"{stage.key}.batch_size={g.batch_size} exceeds the {len(stage.train_split)} training samples of "
+      f"{stage.train_split.path}: not one full batch per epoch"
+    )
   state, shardings = state_lib.create_sharded(stage.create, mesh, config.sharding, stage.rules)
   step_fn = jax.jit(
     stage.step,

@@ -209,6 +209,7 @@ def stage(config: ml_collections.ConfigDict, mesh: jax.sharding.Mesh) -> runner.
   step = functools.partial(train_step, model=model, config=config, tx=tx, labels=labels, schedule=schedule)
   return runner.Stage(
     name=f"STARS {s.recipe}",
+    key="stars",
     group=s,
     train_split=train_split,
     create=create,

@@ -91,6 +91,7 @@ def _stage(group, split, hooks, initialized):
 
   return runner.Stage(
     name="toy",
+    key="toy",
     group=group,
     train_split=split,
     create=_create,
@@ -195,7 +196,7 @@ def test_divergence_stops_naming_the_step_and_never_saves_a_non_finite_state(set
     return state.replace(params=jax.tree.map(lambda w: w * 1e4 + 1.0, state.params)), metrics
 
   stage = runner.Stage(
-    name="toy", group=group, train_split=split, create=_create, step=diverging_step, feed=("x", "label")
+    name="toy", key="toy", group=group, train_split=split, create=_create, step=diverging_step, feed=("x", "label")
   )
   with pytest.raises(runner.Diverged, match=r"toy: a non-finite loss .* at step (\d+); .* checkpoint \((\d+)\)") as e:
     runner.run(stage, config, tmp_path / "run", sharding.make_mesh())
@@ -205,3 +206,22 @@ def test_divergence_stops_naming_the_step_and_never_saves_a_non_finite_state(set
   assert bad > 3 and saved == [bad - 2, bad - 1]  # the older finite one rotated out, never the newest
   restored, _ = Checkpointer(tmp_path / "run" / "checkpoints").restore(_create())
   assert np.isfinite(np.asarray(restored.params["w"])).all() and int(restored.step) == bad - 1
+
+
+@pytest.mark.parametrize(
+  "setting, value, message",
+  [
+    ("epochs", 0, r"toy.epochs=0 must be positive"),
+    ("log_every_steps", 0, r"toy.log_every_steps=0 must be positive"),
+    ("checkpoint_every_steps", -1, r"toy.checkpoint_every_steps=-1 must be >= 0"),
+    ("keep_checkpoints", 0, r"toy.keep_checkpoints=0 must be positive"),
+    ("batch_size", 12, r"toy.batch_size=12 must be a positive multiple of the 8 devices"),
+    ("batch_size", 32, r"toy.batch_size=32 exceeds the 24 training samples of .*tiny.npz"),
+  ],
+)
+def test_settings_that_cannot_run_are_refused_before_the_first_step(setup, tmp_path, setting, value, message):
+  config, group, split = setup
+  group[setting] = value
+  with pytest.raises(ValueError, match=message):
+    runner.run(_stage(group, split, [], []), config, tmp_path / "run", sharding.make_mesh())
+  assert not (tmp_path / "run" / "checkpoints").exists() or not any((tmp_path / "run" / "checkpoints").iterdir())
