@@ -29,7 +29,7 @@ from stars_jax.data import sources
 from stars_jax.evaluate import probe, report
 from stars_jax.models import factory
 from stars_jax.models.mamp import encoder_params
-from stars_jax.train import checkpoint, classify, linear_cached, pretrain, tune
+from stars_jax.train import checkpoint, classify, linear_cached, pretrain, runner, tune
 
 Job = Callable[[ml_collections.ConfigDict, pathlib.Path, jax.sharding.Mesh], dict[str, Any]]
 LINEAR_MODES = ("full", "cached")
@@ -101,9 +101,13 @@ def tune_job(config: ml_collections.ConfigDict, workdir: pathlib.Path, mesh) -> 
 def pretrain_tune_job(config: ml_collections.ConfigDict, workdir: pathlib.Path, mesh) -> dict[str, Any]:
   """MAMP then STARS (initialised from the MAMP run's last checkpoint); with `evaluate.enabled`, the frozen-
   feature protocols and the linear probe of both encoders, printed and saved (workdir/report.md) as one table."""
-  stage1 = pretrain.train(config, workdir / "stage1", mesh)
   tune_config = ml_collections.ConfigDict(config.to_dict())
   tune_config.stars.init = str(workdir / "stage1" / "checkpoints")
+  # Every later stage is built (its settings checked) before stage 1 trains, so a typo fails in seconds.
+  tune.stage(tune_config, mesh)
+  if config.evaluate.enabled and "linear" in config:
+    _check_linear(config, mesh)
+  stage1 = pretrain.train(config, workdir / "stage1", mesh)
   stage2 = tune.train(tune_config, workdir / "stars", mesh)
   results: dict[str, Any] = {"pretrain": stage1.summary, "stars": stage2.summary}
   if config.evaluate.enabled:
@@ -127,6 +131,15 @@ def evaluate_job(config: ml_collections.ConfigDict, workdir: pathlib.Path, mesh)
   results = _frozen_protocols(config, named, mesh, workdir / "plots" if config.evaluate.plots else None)
   _write_report(workdir, results, config.stage)
   return results
+
+
+def _check_linear(config: ml_collections.ConfigDict, mesh) -> None:
+  """The linear probe's settings, checked before the stages it follows train."""
+  if config.linear.mode not in LINEAR_MODES:
+    raise ValueError(f"linear.mode={config.linear.mode!r}; choose one of {LINEAR_MODES}")
+  runner.check_group(config.linear, "linear", mesh.size)
+  if config.linear.mode == "full":
+    classify.stage(config, None, "linear", init={})
 
 
 def linear_job(config: ml_collections.ConfigDict, workdir: pathlib.Path, mesh) -> dict[str, Any]:

@@ -1,8 +1,8 @@
 """The config library: the official recipes' numbers (SPEC sections beside them), built from shared pieces.
 
-Every config has the same top level: `stage`, `seed`, `data`, `model`, `sharding`, plus one group per stage
-it runs: `pretrain`, `stars`, `linear`, `finetune` (each of the shape `training_group` gives: batch_size,
-epochs, max_steps, optim, schedule, checkpoint and log intervals, and the stage's own settings) and
+Every config has the same top level: `stage`, `seed`, `allow_config_change`, `data`, `model`, `sharding`, plus
+one group per stage it runs: `pretrain`, `stars`, `linear`, `finetune` (each of the shape `training_group` gives:
+batch_size, epochs, max_steps, optim, schedule, checkpoint and log intervals, and the stage's own settings) and
 `evaluate` (frozen-feature protocols). Config files in `configs/` compose these; `load_config` loads a file as
 `--config=` does.
 """
@@ -102,6 +102,7 @@ def base(dataset: str, split: str, stage: str) -> ml_collections.ConfigDict:
   config = ml_collections.ConfigDict()
   config.stage = stage
   config.seed = 0
+  config.allow_config_change = False  # True: resume although settings that change the results differ
   config.data = data_config(f"data/{NPZ_FILES[(dataset, split)]}")
   config.model = model_config(decoder_depth=5 if dataset in ("ntu120", "pku1", "pku2") else 3)
   config.sharding = ml_collections.ConfigDict(

@@ -46,13 +46,13 @@ def test_every_config_file_is_listed():
 def test_config_loads_with_one_shape(spec):
   config = _load(spec)
   assert config.stage in jobs.JOBS
-  assert {"stage", "seed", "data", "model", "sharding"} <= set(config)
+  assert {"stage", "seed", "allow_config_change", "data", "model", "sharding"} <= set(config)
   for group in ("pretrain", "stars", "linear", "finetune"):
     if group in config:
       assert GROUP_KEYS <= set(config[group]), group
       assert set(config[group].optim) == set(recipes.optim(lr=0.0))
       assert set(config[group].schedule) == set(recipes.schedule())
-  assert set(config) - {"stage", "seed", "data", "model", "sharding"} <= {
+  assert set(config) - {"stage", "seed", "allow_config_change", "data", "model", "sharding"} <= {
     "pretrain",
     "stars",
     "linear",

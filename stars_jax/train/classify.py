@@ -139,12 +139,13 @@ def fresh_state(config: ml_collections.ConfigDict, protocol: str, model: Classif
 
 
 def stage(
-  config: ml_collections.ConfigDict, workdir: pathlib.Path, protocol: str, init: str | dict | None = None
+  config: ml_collections.ConfigDict, workdir: pathlib.Path | None, protocol: str, init: str | dict | None = None
 ) -> runner.Stage:
   """The '{protocol}' stage from `init` (default `config.<protocol>.init`; '' = random encoder)."""
   if protocol not in FIRST_TUNED:
     raise ValueError(f"protocol={protocol!r}; choose one of {sorted(FIRST_TUNED)}")
   c = config[protocol]
+  runner.check_group(c, protocol)
   train_split = labelled_train_split(config, protocol, workdir)
   test_split = sources.open_seen_split(config.data, "test")
   num_classes = c.num_classes if c.num_classes > 0 else train_split.num_classes

@@ -51,6 +51,7 @@ def train_step(
 def stage(config: ml_collections.ConfigDict) -> runner.Stage:
   """The pretraining stage on the training split (without `data.held_out_classes`)."""
   g = config.pretrain
+  runner.check_group(g, "pretrain")
   train_split = sources.open_seen_split(config.data, "train")
   spe, _ = runner.run_length(g, len(train_split))
   model = factory.mamp(config)

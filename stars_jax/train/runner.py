@@ -9,6 +9,7 @@ returns a `RunResult` (the state plus the JSON summary).
 
 import contextlib
 import dataclasses
+import json
 import logging
 import pathlib
 import signal
@@ -101,7 +102,7 @@ class RunResult:
   selected: TrainState | None = None  # the state a hook selected (STARS: best kNN monitor epoch)
 
 
-def check_group(group: ml_collections.ConfigDict, key: str, num_devices: int) -> None:
+def check_group(group: ml_collections.ConfigDict, key: str, num_devices: int = 1) -> None:
   """Refuses, before anything is compiled, the run-length and interval settings that cannot work, naming the
   config key: a batch that does not split over the devices, no epochs, intervals that are not positive."""
   problems = []
@@ -178,6 +179,67 @@ def _first_non_finite(first: jax.Array, metrics: dict[str, jax.Array], step: jax
   return jnp.where((first < 0) & ~finite, step, first)
 
 
+# Settings a resumed run may change: they change how it runs, not what it computes.
+RESUMABLE_CHANGES = (
+  "stage",
+  "allow_config_change",
+  "evaluate",
+  "sharding",
+  "data.path",
+  "data.format",
+  "data.num_threads",
+  "data.prefetch",
+  "model.remat",
+  "model.attention_impl",
+  "*.max_steps",
+  "*.log_every_steps",
+  "*.checkpoint_every_steps",
+  "*.keep_checkpoints",
+  "*.init",
+  "*.eval_batch_size",
+  "*.monitor.batch_size",
+)
+
+
+def math_settings(config: ml_collections.ConfigDict, key: str, group: ml_collections.ConfigDict) -> dict[str, Any]:
+  """The flat settings of a stage's run that change its numbers: seed, data, model and the stage's group (named
+  `key`), less RESUMABLE_CHANGES ('a.b' -> value)."""
+
+  def flatten(tree, prefix):
+    for k, v in tree.items():
+      name = f"{prefix}{k}"
+      if isinstance(v, dict):
+        yield from flatten(v, f"{name}.")
+      else:
+        yield name, v
+
+  tree = {"seed": config.seed, "data": config.data.to_dict(), "model": config.model.to_dict(), key: group.to_dict()}
+  allowed = [p.replace("*", key) for p in RESUMABLE_CHANGES]
+  return {
+    name: value for name, value in flatten(tree, "") if not any(name == a or name.startswith(a + ".") for a in allowed)
+  }
+
+
+def check_resumed_config(
+  saved: dict[str, Any], config: ml_collections.ConfigDict, key: str, group: ml_collections.ConfigDict
+) -> None:
+  """Refuses to resume when a setting that changes the math differs from the checkpoint's (listing each as
+  saved -> now), unless `config.allow_config_change`."""
+  now = json.loads(json.dumps(math_settings(config, key, group), default=str))  # tuples as lists, as saved
+  diff = [
+    f"{k}: {saved.get(k, '<absent>')!r} -> {now.get(k, '<absent>')!r}"
+    for k in sorted(set(saved) | set(now))
+    if saved.get(k, "<absent>") != now.get(k, "<absent>")
+  ]
+  if diff and not config.allow_config_change:
+    raise ValueError(
+      f"the checkpoint was written with other settings that change the results ({'; '.join(diff)}): relaunch "
+      "with the saved values, another --workdir, or --config.allow_config_change=True to resume anyway"
+    )
+  if diff:
+    logging.warning("Resuming with changed settings (allow_config_change): %s", "; ".join(diff))
+
+
 RUNNER_ITEM = "runner"  # the runner's own JSON state in a checkpoint: the logged history and the wall time so far
 
 
@@ -211,6 +273,7 @@ def fit(
   history: Sequence[dict[str, float]] = (),
   wall_time_s: float = 0.0,
   preemption: Preemption | None = None,
+  settings: dict[str, Any] | None = None,
 ) -> tuple[TrainState, list[dict[str, float]], float]:
   """Trains from state.step to total_steps, continuing the logged `history` and `wall_time_s` of the steps
   before (both are checkpointed, so an interrupted run ends with the same history as an uninterrupted one).
@@ -241,7 +304,7 @@ def fit(
 
   def save(state: TrainState) -> None:
     check_finite()
-    runner_state = {"history": history, "wall_time_s": wall()}
+    runner_state = {"history": history, "wall_time_s": wall(), "settings": settings or {}}
     hook_states = {h.name: h.get_state() for h in hooks}
     ckpt.save(state, {"iterator": data_iter.get_state(), RUNNER_ITEM: runner_state, **hook_states})
 
@@ -322,8 +385,11 @@ def run(
     stack.callback(data_iter.close)
     preemption = stack.enter_context(Preemption())
     resumed = {"history": [], "wall_time_s": 0.0}
+    settings = json.loads(json.dumps(math_settings(config, stage.key, g), default=str))
     if ckpt.latest_step() is not None:
       state, resumed = restore(ckpt, state, data_iter, hooks)
+      if "settings" in resumed:  # checkpoints of earlier versions did not record them
+        check_resumed_config(resumed["settings"], config, stage.key, g)
     elif stage.initialize is not None:
       state = stage.initialize(state, ctx)
     feed = lambda batch: sharding.global_batch({k: batch[k] for k in stage.feed}, mesh)  # noqa: E731
@@ -343,6 +409,7 @@ def run(
       history=resumed["history"],
       wall_time_s=resumed["wall_time_s"],
       preemption=preemption,
+      settings=settings,
     )
     summary: dict[str, Any] = {
       "steps": total_steps,

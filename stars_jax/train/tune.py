@@ -56,10 +56,8 @@ def loss_fn(
   if s.loss == "effective":
     # Official: loss = (loss0 + loss1) / 2 with loss1 detached and equal to loss0 (SPEC §7.2).
     objective = 0.5 * loss + 0.5 * jax.lax.stop_gradient(loss)
-  elif s.loss == "symmetric":
+  else:  # 'symmetric' (checked by `check`)
     objective = loss  # both (identical) branches differentiated
-  else:
-    raise ValueError(f"stars.loss={s.loss!r}; choose 'effective' or 'symmetric'")
   return objective, (loss, z, updates["batch_stats"])
 
 
@@ -150,9 +148,35 @@ def head_features(model: STARS, feature: str):
   return lambda variables, clips: model.apply(variables, clips, train=False)[index]
 
 
+LOSSES = ("effective", "symmetric")
+MONITOR_SPLITS = ("val", "test")
+
+
+def check(s: ml_collections.ConfigDict, num_devices: int) -> None:
+  """Refuses STARS settings that cannot work, naming each key, before anything trains (also before stage 1 of a
+  `pretrain_tune` job); the optimizer, schedule and recipe settings are checked where they are built."""
+  runner.check_group(s, "stars", num_devices)
+  problems = []
+  if s.loss not in LOSSES:
+    problems.append(f"stars.loss={s.loss!r}; choose one of {LOSSES}")
+  if s.monitor.split not in MONITOR_SPLITS:
+    problems.append(f"stars.monitor.split={s.monitor.split!r}; choose one of {MONITOR_SPLITS}")
+  if s.monitor.split == "val" and not 0.0 < s.monitor.val_fraction < 1.0:
+    problems.append(f"stars.monitor.val_fraction={s.monitor.val_fraction} must be in (0, 1)")
+  if s.monitor.every_epochs <= 0:
+    problems.append(f"stars.monitor.every_epochs={s.monitor.every_epochs} must be positive")
+  if s.topk < 0:
+    problems.append(f"stars.topk={s.topk} must be >= 0 (0: the nearest neighbour)")
+  if s.batch_size > s.queue.size:
+    problems.append(f"stars.batch_size={s.batch_size} exceeds stars.queue.size={s.queue.size}")
+  if problems:
+    raise ValueError("; ".join(problems))
+
+
 def stage(config: ml_collections.ConfigDict, mesh: jax.sharding.Mesh) -> runner.Stage:
   """The STARS stage: fresh head and random queue, initialised from `stars.init`, kNN monitor every epoch."""
   s = config.stars
+  check(s, mesh.size)
   train_split = sources.open_seen_split(config.data, "train")
   test_split = sources.open_seen_split(config.data, "test")
   spe, _ = runner.run_length(s, len(train_split))
@@ -162,8 +186,6 @@ def stage(config: ml_collections.ConfigDict, mesh: jax.sharding.Mesh) -> runner.
   abstract_params = jax.eval_shape(functools.partial(model.init, train=False), init_key, _init_inputs(config))["params"]
   labels = optim.param_labels(abstract_params, model.depth, model.first_tuned_layer)
   tx = optim.make_optimizer(s.optim, schedule, labels, model.depth)
-  if s.batch_size > s.queue.size:
-    raise ValueError(f"stars.batch_size={s.batch_size} exceeds stars.queue.size={s.queue.size}")
 
   def create() -> TrainState:
     variables = model.init(init_key, _init_inputs(config), train=False)

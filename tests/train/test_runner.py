@@ -225,3 +225,17 @@ def test_settings_that_cannot_run_are_refused_before_the_first_step(setup, tmp_p
   with pytest.raises(ValueError, match=message):
     runner.run(_stage(group, split, [], []), config, tmp_path / "run", sharding.make_mesh())
   assert not (tmp_path / "run" / "checkpoints").exists() or not any((tmp_path / "run" / "checkpoints").iterdir())
+
+
+def test_resuming_with_settings_that_change_the_results_is_refused_unless_allowed(setup, tmp_path, caplog):
+  config, group, split = setup
+  mesh = sharding.make_mesh()
+  group.max_steps = 4
+  runner.run(_stage(group, split, [], []), config, tmp_path / "run", mesh)
+  group.max_steps, group.log_every_steps, group.optim.lr, config.model.dim = -1, 1, 0.2, 64  # run-only + math
+  with pytest.raises(ValueError, match=r"model.dim: 256 -> 64; toy.optim.lr: 0.1 -> 0.2\): relaunch with the saved"):
+    runner.run(_stage(group, split, [], []), config, tmp_path / "run", mesh)
+  config.allow_config_change = True
+  with caplog.at_level(logging.WARNING):
+    resumed = runner.run(_stage(group, split, [], []), config, tmp_path / "run", mesh)
+  assert int(resumed.state.step) == 9 and "Resuming with changed settings" in caplog.text
