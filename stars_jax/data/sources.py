@@ -51,5 +51,10 @@ def open_split(data_config: ml_collections.ConfigDict, split: str) -> npz.Skelet
 
 
 def open_seen_split(data_config: ml_collections.ConfigDict, split: str) -> npz.SkeletonSplit:
-  """`open_split` without the classes in `data.held_out_classes` (those every training stage leaves out)."""
-  return npz.without_classes(open_split(data_config, split), data_config.held_out_classes)
+  """`open_split` without the classes in `data.held_out_classes` (those every training stage leaves out); an
+  empty result is an error naming the file, before anything trains on or is evaluated against it."""
+  opened = npz.without_classes(open_split(data_config, split), data_config.held_out_classes)
+  if not len(opened):
+    held_out = " outside data.held_out_classes" if len(data_config.held_out_classes) else ""
+    raise ValueError(f"{opened.path}: the {split} split has no samples{held_out}")
+  return opened

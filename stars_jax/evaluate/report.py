@@ -128,7 +128,11 @@ def _stage(results: Mapping) -> str | None:
 
 
 def _load(workdir: pathlib.Path) -> dict:
-  return json.loads((workdir / "results.json").read_text())
+  path = workdir / "results.json"
+  try:
+    return json.loads(path.read_text())
+  except json.JSONDecodeError as e:
+    raise ValueError(f"{path}: not valid JSON ({e.msg} at line {e.lineno}, column {e.colno})") from None
 
 
 def write_report(workdir: str | pathlib.Path, results: Mapping | None = None, stage: str | None = None) -> str:
@@ -150,10 +154,14 @@ def main(argv: list[str]) -> int:
   if missing:
     print(f"no results.json in: {', '.join(missing)}", file=sys.stderr)
     return 1
-  if len(workdirs) == 1:
-    print(write_report(workdirs[0]), end="")
-  else:
+  try:
     runs = [_load(w) for w in workdirs]
+  except ValueError as e:
+    print(f"stars-jax report: {e}", file=sys.stderr)
+    return 1
+  if len(workdirs) == 1:
+    print(write_report(workdirs[0], runs[0]), end="")
+  else:
     default_title, _ = _REPORTS.get(_stage(runs[0]), _DEFAULT_REPORT)
     title = f"{default_title}, {len(workdirs)} seeds: " + ", ".join(map(str, workdirs))
     print(render(runs, _stage(runs[0]), title), end="")

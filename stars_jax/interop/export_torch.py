@@ -7,8 +7,10 @@ evaluation scripts). 'auto' picks 'stars' when the checkpoint has a support queu
 """
 
 import argparse
+import sys
 
 from stars_jax.interop import torch_checkpoint
+from stars_jax.train import checkpoint
 
 
 def main(argv: list[str]) -> int:
@@ -17,6 +19,10 @@ def main(argv: list[str]) -> int:
   parser.add_argument("--out", required=True, help="output .pth/.pt file")
   parser.add_argument("--format", default="auto", choices=("auto",) + torch_checkpoint.FORMATS)
   args = parser.parse_args(argv)
-  fmt = torch_checkpoint.export_checkpoint(args.directory, args.out, args.format)
+  try:
+    fmt = torch_checkpoint.export_checkpoint(args.directory, args.out, args.format)
+  except (OSError, ValueError, checkpoint.CheckpointError) as e:
+    print(f"stars-jax export-torch: {e}", file=sys.stderr)
+    return 1
   print(f"wrote {args.out} ({fmt} format)")
   return 0

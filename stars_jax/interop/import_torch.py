@@ -7,6 +7,7 @@ PyTorch is not needed.
 
 import argparse
 import json
+import sys
 
 from stars_jax.interop import torch_checkpoint
 
@@ -16,6 +17,10 @@ def main(argv: list[str]) -> int:
   parser.add_argument("checkpoint", help="official .pth/.pt file (MAMP {'model': ...} or STARS state dict)")
   parser.add_argument("--out", required=True, help="directory for the orbax checkpoint (created)")
   args = parser.parse_args(argv)
-  info = torch_checkpoint.import_checkpoint(args.checkpoint, args.out)
+  try:
+    info = torch_checkpoint.import_checkpoint(args.checkpoint, args.out)
+  except (OSError, ValueError) as e:
+    print(f"stars-jax import-torch: {e}", file=sys.stderr)
+    return 1
   print(json.dumps({k: v for k, v in info.items() if k != "args"}, indent=2, default=str))
   return 0

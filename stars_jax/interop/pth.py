@@ -11,6 +11,7 @@ accepts, so exported checkpoints need no torch here.
 import argparse
 import collections
 import io
+import os
 import pickle
 import zipfile
 from typing import Any
@@ -104,6 +105,8 @@ class _Unpickler(pickle.Unpickler):
 
 def load(path) -> Any:
   """Reads a `.pth` written by torch.save (zip format): tensors come back as numpy arrays."""
+  if not os.path.isfile(path):
+    raise FileNotFoundError(f"{path}: no such file")
   if not zipfile.is_zipfile(path):
     raise ValueError(
       f"{path}: not a zip-format PyTorch file (files from torch < 1.6 need torch to read; "

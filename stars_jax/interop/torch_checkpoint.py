@@ -243,8 +243,11 @@ def import_checkpoint(path: str | pathlib.Path, out: str | pathlib.Path) -> dict
 
 
 def read_checkpoint(directory: str | pathlib.Path) -> dict[str, Any]:
-  """Our newest checkpoint under `directory` -> {'params', 'batch_stats'?, 'queue'?} as numpy trees."""
-  item = checkpoint.latest_item_path(directory)
+  """Our newest readable checkpoint under `directory` -> {'params', 'batch_stats'?, 'queue'?} as numpy trees."""
+  return checkpoint.read_newest(directory, "export-torch DIRECTORY", _read_item)
+
+
+def _read_item(item: pathlib.Path) -> dict[str, Any]:
   saved = checkpoint.saved_structure(item)
   fields = [k for k in ("params", "batch_stats", "queue") if saved.get(k)]
   target = {

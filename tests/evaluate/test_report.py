@@ -115,3 +115,11 @@ def test_subcommand_entry_point(tmp_path, monkeypatch, capsys):
     run()
   assert exit_info.value.code == 0
   assert TABLE in capsys.readouterr().out and (tmp_path / "report.md").is_file()
+
+
+def test_broken_results_json_is_one_line_naming_the_file(tmp_path, capsys):
+  (tmp_path / "results.json").write_text('{"knn1": {"stage1": 70.0,')
+  assert main([str(tmp_path)]) == 1
+  err = capsys.readouterr().err.strip()
+  assert err.startswith("stars-jax report: ") and f"{tmp_path}/results.json: not valid JSON" in err
+  assert len(err.splitlines()) == 1

@@ -323,3 +323,14 @@ def test_pth_reader_never_calls_unknown_globals(tmp_path):
     archive.writestr("archive/data.pkl", payload)
   result = pth.load(tmp_path / "evil.pth")
   assert isinstance(result, pth.Opaque) and result.qualname == "os.system" and result.args == ("true",)
+
+
+def test_import_and_export_errors_are_one_line_naming_the_file(tmp_path, capsys):
+  assert import_torch.main([str(tmp_path / "missing.pth"), "--out", str(tmp_path / "out")]) == 1
+  assert capsys.readouterr().err.strip() == f"stars-jax import-torch: {tmp_path}/missing.pth: no such file"
+  (tmp_path / "ckpt" / "7").mkdir(parents=True)  # a step directory without its state/ item
+  assert export_torch.main([str(tmp_path / "ckpt"), "--out", str(tmp_path / "x.pth")]) == 1
+  err = capsys.readouterr().err.strip()
+  assert err.startswith(f"stars-jax export-torch: {tmp_path}/ckpt (export-torch DIRECTORY): no readable checkpoint")
+  assert "step 7" in err and len(err.splitlines()) == 1
+  assert not (tmp_path / "x.pth").exists()
