@@ -9,6 +9,7 @@ own arguments.
 """
 
 import contextlib
+import errno
 import importlib
 import logging
 import pathlib
@@ -37,9 +38,24 @@ _NUM_PROCESSES = flags.DEFINE_integer("num_processes", None, "Number of processe
 _PROCESS_ID = flags.DEFINE_integer("process_id", None, "This process's index, 0 .. num_processes - 1.")
 
 
+_DISK_FULL = ("RESOURCE_EXHAUSTED", "No space left on device")
+
+
 def _quiet_orbax(record: logging.LogRecord) -> bool:
-  """Orbax logs every save step at INFO; keep its warnings and errors only."""
-  return record.levelno >= logging.WARNING or "orbax" not in record.pathname
+  """Orbax logs every save step at INFO; keep its warnings and errors, except the per-thread reports of a full
+  disk (the job ends with one line saying so)."""
+  if "orbax" not in record.pathname:
+    return True
+  return record.levelno >= logging.WARNING and not any(m in record.getMessage() for m in _DISK_FULL)
+
+
+def _disk_full(error: BaseException) -> bool:
+  """Whether `error` (or an error it was raised from) is a full disk."""
+  while error is not None:
+    if (isinstance(error, OSError) and error.errno == errno.ENOSPC) or any(m in str(error) for m in _DISK_FULL):
+      return True
+    error = error.__cause__ or error.__context__
+  return False
 
 
 def main(argv) -> None:
@@ -65,6 +81,16 @@ def main(argv) -> None:
     sys.exit(2)
   except runner.Diverged as e:
     logging.error("%s", e)
+    sys.exit(1)
+  except Exception as e:
+    if not _disk_full(e):
+      raise
+    logging.error(
+      "No space left on the device of %s while writing (%s); the newest complete checkpoint is intact "
+      "(saves are atomic): free space and relaunch the same command to resume.",
+      workdir,
+      type(e).__name__,
+    )
     sys.exit(1)
 
 

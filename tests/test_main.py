@@ -1,6 +1,7 @@
 """The user-facing entry point, end to end on a tiny synthetic run. The run happens once (module fixture); each
 test checks one part of what it leaves, so a failure names what broke."""
 
+import errno
 import json
 import os
 import pathlib
@@ -292,3 +293,16 @@ def test_a_bad_later_stage_setting_fails_before_stage_1_trains(tmp_path, overrid
   proc = _main(tmp_path / "run", tmp_path / "data", override)
   assert proc.returncode != 0 and key in proc.stderr, proc.stderr[-2000:]
   assert not (tmp_path / "run" / "stage1").exists()  # nothing trained, nothing written
+
+
+def test_a_full_disk_is_recognised_through_chained_errors():
+  assert main_module._disk_full(OSError(errno.ENOSPC, "No space left on device"))
+  assert main_module._disk_full(ValueError('RESOURCE_EXHAUSTED: Error writing "params.w/0" in OCDBT database'))
+  try:
+    try:
+      raise OSError(errno.ENOSPC, "full")
+    except OSError as inner:
+      raise RuntimeError("save failed") from inner
+  except RuntimeError as outer:
+    assert main_module._disk_full(outer)
+  assert not main_module._disk_full(ValueError("data.path not found"))
