@@ -29,7 +29,7 @@ from stars_jax.data import sources
 from stars_jax.evaluate import probe, report
 from stars_jax.models import factory
 from stars_jax.models.mamp import encoder_params
-from stars_jax.train import checkpoint, classify, linear_cached, pretrain, runner, tune
+from stars_jax.train import checkpoint, classify, guards, linear_cached, pretrain, tune
 
 Job = Callable[[ml_collections.ConfigDict, pathlib.Path, jax.sharding.Mesh], dict[str, Any]]
 LINEAR_MODES = ("full", "cached")
@@ -137,7 +137,7 @@ def _check_linear(config: ml_collections.ConfigDict, mesh) -> None:
   """The linear probe's settings, checked before the stages it follows train."""
   if config.linear.mode not in LINEAR_MODES:
     raise ValueError(f"linear.mode={config.linear.mode!r}; choose one of {LINEAR_MODES}")
-  runner.check_group(config.linear, "linear", mesh.size)
+  guards.check_group(config.linear, "linear", mesh.size)
   if config.linear.mode == "full":
     classify.stage(config, None, "linear", init={})
 

@@ -21,7 +21,7 @@ from absl import app, flags
 from ml_collections import config_flags
 
 from stars_jax import io, jobs, recipes, sharding, workdir_lock
-from stars_jax.train import runner
+from stars_jax.train import guards
 
 _CONFIG = config_flags.DEFINE_config_file(
   "config", None, "A config file with get_config([arg]): configs/<file>.py or configs/<file>.py:<arg>."
@@ -79,7 +79,7 @@ def main(argv) -> None:
   except workdir_lock.WorkdirLocked as e:
     logging.error("%s", e)
     sys.exit(2)
-  except runner.Diverged as e:
+  except guards.Diverged as e:
     logging.error("%s", e)
     sys.exit(1)
   except Exception as e:

@@ -25,7 +25,7 @@ from stars_jax.evaluate import features
 from stars_jax.models import factory
 from stars_jax.models.classifier import Classifier
 from stars_jax.models.mamp import encoder_params
-from stars_jax.train import checkpoint, optim, runner
+from stars_jax.train import checkpoint, guards, optim, runner
 from stars_jax.train.hooks import AccuracyHook
 from stars_jax.train.state import TrainState
 
@@ -145,7 +145,7 @@ def stage(
   if protocol not in FIRST_TUNED:
     raise ValueError(f"protocol={protocol!r}; choose one of {sorted(FIRST_TUNED)}")
   c = config[protocol]
-  runner.check_group(c, protocol)
+  guards.check_group(c, protocol)
   train_split = labelled_train_split(config, protocol, workdir)
   test_split = sources.open_seen_split(config.data, "test")
   num_classes = c.num_classes if c.num_classes > 0 else train_split.num_classes

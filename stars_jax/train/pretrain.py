@@ -13,7 +13,7 @@ from stars_jax import losses, masking
 from stars_jax.data import sources, transforms
 from stars_jax.models import factory
 from stars_jax.models.mamp import MAMP, fold_persons
-from stars_jax.train import optim, runner
+from stars_jax.train import guards, optim, runner
 from stars_jax.train.state import TrainState
 
 
@@ -51,7 +51,7 @@ def train_step(
 def stage(config: ml_collections.ConfigDict) -> runner.Stage:
   """The pretraining stage on the training split (without `data.held_out_classes`)."""
   g = config.pretrain
-  runner.check_group(g, "pretrain")
+  guards.check_group(g, "pretrain")
   train_split = sources.open_seen_split(config.data, "train")
   spe, _ = runner.run_length(g, len(train_split))
   model = factory.mamp(config)

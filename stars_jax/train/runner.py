@@ -13,7 +13,6 @@ import json
 import logging
 import pathlib
 import signal
-import threading
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -21,12 +20,11 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import ml_collections
-import numpy as np
-from jax.experimental import multihost_utils
 
 from stars_jax import sharding
 from stars_jax.data import pipeline
 from stars_jax.data.npz import SkeletonSplit
+from stars_jax.train import guards
 from stars_jax.train import state as state_lib
 from stars_jax.train.checkpoint import Checkpointer
 from stars_jax.train.metrics import MetricWriter, progress_bar
@@ -102,24 +100,6 @@ class RunResult:
   selected: TrainState | None = None  # the state a hook selected (STARS: best kNN monitor epoch)
 
 
-def check_group(group: ml_collections.ConfigDict, key: str, num_devices: int = 1) -> None:
-  """Refuses, before anything is compiled, the run-length and interval settings that cannot work, naming the
-  config key: a batch that does not split over the devices, no epochs, intervals that are not positive."""
-  problems = []
-  if group.batch_size <= 0 or group.batch_size % num_devices:
-    problems.append(f"{key}.batch_size={group.batch_size} must be a positive multiple of the {num_devices} devices")
-  if group.epochs <= 0:
-    problems.append(f"{key}.epochs={group.epochs} must be positive")
-  if group.log_every_steps <= 0:
-    problems.append(f"{key}.log_every_steps={group.log_every_steps} must be positive")
-  if group.checkpoint_every_steps < 0:
-    problems.append(f"{key}.checkpoint_every_steps={group.checkpoint_every_steps} must be >= 0 (0: every epoch)")
-  if group.keep_checkpoints <= 0:
-    problems.append(f"{key}.keep_checkpoints={group.keep_checkpoints} must be positive")
-  if problems:
-    raise ValueError("; ".join(problems))
-
-
 def run_length(group: ml_collections.ConfigDict, num_samples: int) -> tuple[int, int]:
   """(steps per epoch, total steps) of a stage group: `epochs` full epochs, cut at `max_steps` if > 0."""
   spe = pipeline.steps_per_epoch(num_samples, group.batch_size)
@@ -130,114 +110,6 @@ def run_length(group: ml_collections.ConfigDict, num_samples: int) -> tuple[int,
 def checkpoint_interval(group: ml_collections.ConfigDict, steps_per_epoch: int) -> int:
   """`checkpoint_every_steps`, or every epoch end when it is 0."""
   return group.checkpoint_every_steps if group.checkpoint_every_steps > 0 else steps_per_epoch
-
-
-class Preemption:
-  """Records SIGTERM / SIGINT while installed (main thread only), so the loop can checkpoint and exit at the end
-  of the current step instead of dying mid-step. A second Ctrl-C interrupts at once."""
-
-  def __init__(self):
-    self.signum: int | None = None
-    self._previous: dict[int, Any] = {}
-
-  def _handle(self, signum: int, frame) -> None:
-    del frame
-    if self.signum is not None and signum == signal.SIGINT:
-      raise KeyboardInterrupt
-    self.signum = signum
-
-  def __enter__(self) -> "Preemption":
-    if threading.current_thread() is threading.main_thread():
-      for sig in (signal.SIGTERM, signal.SIGINT):
-        self._previous[sig] = signal.signal(sig, self._handle)
-    return self
-
-  def __exit__(self, *exc) -> None:
-    for sig, handler in self._previous.items():
-      signal.signal(sig, handler)
-
-  def requested(self, sync: bool) -> bool:
-    """Whether to stop now. With several processes every one must stop at the same step: they agree when `sync`
-    (at log and checkpoint steps, which synchronise anyway), so a signal takes effect within log_every steps."""
-    if jax.process_count() == 1:
-      return self.signum is not None
-    if not sync:
-      return False
-    flags = multihost_utils.process_allgather(np.int32(self.signum or 0))
-    self.signum = self.signum or int(np.max(flags)) or None
-    return self.signum is not None
-
-
-class Diverged(RuntimeError):
-  """A loss or metric became NaN or inf; the run stopped before saving the state."""
-
-
-@jax.jit
-def _first_non_finite(first: jax.Array, metrics: dict[str, jax.Array], step: jax.Array) -> jax.Array:
-  """`step` if any metric is NaN / inf and no earlier step was, else `first` (-1: none so far)."""
-  finite = jnp.all(jnp.stack([jnp.all(jnp.isfinite(v)) for v in jax.tree.leaves(metrics)]))
-  return jnp.where((first < 0) & ~finite, step, first)
-
-
-# Settings a resumed run may change: they change how it runs, not what it computes.
-RESUMABLE_CHANGES = (
-  "stage",
-  "allow_config_change",
-  "evaluate",
-  "sharding",
-  "data.path",
-  "data.format",
-  "data.num_threads",
-  "data.prefetch",
-  "model.remat",
-  "model.attention_impl",
-  "*.max_steps",
-  "*.log_every_steps",
-  "*.checkpoint_every_steps",
-  "*.keep_checkpoints",
-  "*.init",
-  "*.eval_batch_size",
-  "*.monitor.batch_size",
-)
-
-
-def math_settings(config: ml_collections.ConfigDict, key: str, group: ml_collections.ConfigDict) -> dict[str, Any]:
-  """The flat settings of a stage's run that change its numbers: seed, data, model and the stage's group (named
-  `key`), less RESUMABLE_CHANGES ('a.b' -> value)."""
-
-  def flatten(tree, prefix):
-    for k, v in tree.items():
-      name = f"{prefix}{k}"
-      if isinstance(v, dict):
-        yield from flatten(v, f"{name}.")
-      else:
-        yield name, v
-
-  tree = {"seed": config.seed, "data": config.data.to_dict(), "model": config.model.to_dict(), key: group.to_dict()}
-  allowed = [p.replace("*", key) for p in RESUMABLE_CHANGES]
-  return {
-    name: value for name, value in flatten(tree, "") if not any(name == a or name.startswith(a + ".") for a in allowed)
-  }
-
-
-def check_resumed_config(
-  saved: dict[str, Any], config: ml_collections.ConfigDict, key: str, group: ml_collections.ConfigDict
-) -> None:
-  """Refuses to resume when a setting that changes the math differs from the checkpoint's (listing each as
-  saved -> now), unless `config.allow_config_change`."""
-  now = json.loads(json.dumps(math_settings(config, key, group), default=str))  # tuples as lists, as saved
-  diff = [
-    f"{k}: {saved.get(k, '<absent>')!r} -> {now.get(k, '<absent>')!r}"
-    for k in sorted(set(saved) | set(now))
-    if saved.get(k, "<absent>") != now.get(k, "<absent>")
-  ]
-  if diff and not config.allow_config_change:
-    raise ValueError(
-      f"the checkpoint was written with other settings that change the results ({'; '.join(diff)}): relaunch "
-      "with the saved values, another --workdir, or --config.allow_config_change=True to resume anyway"
-    )
-  if diff:
-    logging.warning("Resuming with changed settings (allow_config_change): %s", "; ".join(diff))
 
 
 RUNNER_ITEM = "runner"  # the runner's own JSON state in a checkpoint: the logged history and the wall time so far
@@ -272,7 +144,7 @@ def fit(
   hooks: Sequence[Hook] = (),
   history: Sequence[dict[str, float]] = (),
   wall_time_s: float = 0.0,
-  preemption: Preemption | None = None,
+  preemption: guards.Preemption | None = None,
   settings: dict[str, Any] | None = None,
 ) -> tuple[TrainState, list[dict[str, float]], float]:
   """Trains from state.step to total_steps, continuing the logged `history` and `wall_time_s` of the steps
@@ -296,7 +168,7 @@ def fit(
   def check_finite() -> None:
     bad = int(first_bad)
     if bad >= 0:
-      raise Diverged(
+      raise guards.Diverged(
         f"{desc}: a non-finite loss or gradient (NaN / inf) at step {bad}; nothing of it was saved, the newest "
         f"checkpoint ({ckpt.latest_step()}) is the last finite state. Likely causes: a learning rate too high for "
         "this batch size (optim.lr), or non-finite values in the data."
@@ -314,7 +186,7 @@ def fit(
     window = metrics if window is None else jax.tree.map(jnp.add, window, metrics)
     bar.update(1)
     done = step + 1
-    first_bad = _first_non_finite(first_bad, metrics, jnp.asarray(done, jnp.int32))
+    first_bad = guards.first_non_finite(first_bad, metrics, jnp.asarray(done, jnp.int32))
     if done % log_every == 0 or done == total_steps:
       check_finite()
       steps, last_logged = done - last_logged, done
@@ -350,7 +222,7 @@ def run(
 ) -> RunResult:
   """Runs `stage` under workdir (checkpoints/, tensorboard/), resuming from its latest checkpoint."""
   workdir, g = pathlib.Path(workdir), stage.group
-  check_group(g, stage.key, mesh.size)
+  guards.check_group(g, stage.key, mesh.size)
   spe, total_steps = run_length(g, len(stage.train_split))
   if spe == 0:
     raise ValueError(
@@ -383,13 +255,13 @@ def run(
       prefetch=config.data.prefetch,
     )
     stack.callback(data_iter.close)
-    preemption = stack.enter_context(Preemption())
+    preemption = stack.enter_context(guards.Preemption())
     resumed = {"history": [], "wall_time_s": 0.0}
-    settings = json.loads(json.dumps(math_settings(config, stage.key, g), default=str))
+    settings = json.loads(json.dumps(guards.math_settings(config, stage.key, g), default=str))
     if ckpt.latest_step() is not None:
       state, resumed = restore(ckpt, state, data_iter, hooks)
       if "settings" in resumed:  # checkpoints of earlier versions did not record them
-        check_resumed_config(resumed["settings"], config, stage.key, g)
+        guards.check_resumed_config(resumed["settings"], config, stage.key, g)
     elif stage.initialize is not None:
       state = stage.initialize(state, ctx)
     feed = lambda batch: sharding.global_batch({k: batch[k] for k in stage.feed}, mesh)  # noqa: E731

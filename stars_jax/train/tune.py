@@ -20,7 +20,7 @@ from stars_jax.evaluate import features
 from stars_jax.models import factory
 from stars_jax.models.mamp import encoder_params
 from stars_jax.models.stars import STARS
-from stars_jax.train import checkpoint, optim, runner
+from stars_jax.train import checkpoint, guards, optim, runner
 from stars_jax.train.checkpoint import Checkpointer
 from stars_jax.train.hooks import KnnMonitor
 from stars_jax.train.state import TrainState
@@ -155,7 +155,7 @@ MONITOR_SPLITS = ("val", "test")
 def check(s: ml_collections.ConfigDict, num_devices: int) -> None:
   """Refuses STARS settings that cannot work, naming each key, before anything trains (also before stage 1 of a
   `pretrain_tune` job); the optimizer, schedule and recipe settings are checked where they are built."""
-  runner.check_group(s, "stars", num_devices)
+  guards.check_group(s, "stars", num_devices)
   problems = []
   if s.loss not in LOSSES:
     problems.append(f"stars.loss={s.loss!r}; choose one of {LOSSES}")

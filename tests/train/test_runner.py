@@ -15,7 +15,7 @@ import pytest
 
 from stars_jax import recipes, sharding
 from stars_jax.data import npz
-from stars_jax.train import runner
+from stars_jax.train import guards, runner
 from stars_jax.train.checkpoint import Checkpointer
 from stars_jax.train.state import TrainState
 
@@ -198,7 +198,7 @@ def test_divergence_stops_naming_the_step_and_never_saves_a_non_finite_state(set
   stage = runner.Stage(
     name="toy", key="toy", group=group, train_split=split, create=_create, step=diverging_step, feed=("x", "label")
   )
-  with pytest.raises(runner.Diverged, match=r"toy: a non-finite loss .* at step (\d+); .* checkpoint \((\d+)\)") as e:
+  with pytest.raises(guards.Diverged, match=r"toy: a non-finite loss .* at step (\d+); .* checkpoint \((\d+)\)") as e:
     runner.run(stage, config, tmp_path / "run", sharding.make_mesh())
   bad, kept = map(int, re.search(r"at step (\d+);.*checkpoint \((\d+)\)", str(e.value)).groups())
   assert kept == bad - 1  # checkpointed every step up to the last finite one, never past it
