@@ -2,7 +2,7 @@
 # Every accelerator benchmark in one command (about 10 minutes on one H100); JSON lands in benchmarks/results/
 # named by device, config, batch and dtype. Usage, from the repository root on a GPU host:
 #
-#   pip install -U "jax[cuda12]" && pip install -e .
+#   pip install "jax[cuda12]==0.10.2" && pip install -e .
 #   bash benchmarks/run_gpu.sh [DIR_WITH_OFFICIAL_MAMP_AND_STARS_CHECKOUTS]
 #
 # With the directory (and `pip install .[torch]`), the side-by-side PyTorch comparison runs too.

@@ -281,20 +281,6 @@ def test_unknown_override_accepts_every_key_of_the_config():
   assert "has no key 'stars.queue.length'" in main_module.unknown_override([config, "--config.stars.queue.length=3"])
 
 
-@pytest.mark.parametrize(
-  "override, key",
-  [
-    ("--config.stars.loss=both", "stars.loss"),
-    ("--config.stars.batch_size=40", "stars.queue.size"),
-    ("--config.linear.epochs=0", "linear.epochs"),
-  ],
-)
-def test_a_bad_later_stage_setting_fails_before_stage_1_trains(tmp_path, override, key):
-  proc = _main(tmp_path / "run", tmp_path / "data", override)
-  assert proc.returncode != 0 and key in proc.stderr, proc.stderr[-2000:]
-  assert not (tmp_path / "run" / "stage1").exists()  # nothing trained, nothing written
-
-
 def test_a_full_disk_is_recognised_through_chained_errors():
   assert main_module._disk_full(OSError(errno.ENOSPC, "No space left on device"))
   assert main_module._disk_full(ValueError('RESOURCE_EXHAUSTED: Error writing "params.w/0" in OCDBT database'))
