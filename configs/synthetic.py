@@ -8,7 +8,8 @@ dataset, on a CPU, then the evaluation suite of both encoders.
 
 Same code path as the official recipes (configs/mamp.py, configs/stars.py); only sizes and run lengths shrink
 so the job finishes in minutes on 2 CPU cores. The data are generated under data.synthetic.dir on first use.
-Three of the 15 synthetic actions are held out of both training stages (the few-shot protocol's novel classes).
+Four of the 16 synthetic actions are held out of both training stages (the few-shot protocol's novel classes);
+each resembles a seen one, as NTU-120's novel actions resemble NTU-60's.
 results.json and report.md compare the stage-1 and tuned encoders (next to a random one) on kNN
 (`knn1.stage1`, `knn1.stars`, ...), the linear probe, few-shot / one-shot on the held-out classes, and cluster
 quality (silhouette, k-means NMI / ARI); t-SNE and confusion plots go to plots/.
@@ -17,14 +18,33 @@ quality (silhouette, k-means NMI / ARI); t-SNE and confusion plots go to plots/.
 from stars_jax import recipes
 
 VARIANTS = ("", "evaluate", "finetune")
+SEEN_ACTIONS = (
+  "wave",
+  "kick",
+  "bow",
+  "handshake",
+  "jump",
+  "walk in place",
+  "push",
+  "step forward",
+  "punch",
+  "hug",
+  "clap",
+  "side bend",
+)
+# Each like a seen action: raising an arm (wave), both arms (clap), reaching (punch, push), hopping (jump, kick).
+HELD_OUT_ACTIONS = ("raise right arm", "raise both arms", "reach forward", "hop on one leg")
 
 
 def _base(stage: str):
   config = recipes.base("ntu60", "xsub", stage)
   config.data.path = ""  # '' = the synthetic dataset (stars_jax.data.synthetic)
   config.data.synthetic.split = "xsub"
-  config.data.synthetic.num_classes = 15
-  config.data.held_out_classes = recipes.held_out_classes(15, 3)  # (4, 9, 14): 12 seen classes, 432 train clips
+  config.data.synthetic.actions = SEEN_ACTIONS + HELD_OUT_ACTIONS
+  config.data.synthetic.num_classes = len(config.data.synthetic.actions)  # fewer: the first ones
+  # Labels 12..15: 12 seen classes (432 training clips), 4 novel ones a random encoder tells apart only ~55 % of
+  # the time (few-shot kNN-1; 25 % is chance).
+  config.data.held_out_classes = tuple(range(len(SEEN_ACTIONS), config.data.synthetic.num_classes))
   config.data.window = 32  # shorter clips: 8 segments x 25 joints = 200 tokens per person
   config.model.update(dict(dim=64, depth=4, num_heads=4, decoder_dim=64, decoder_depth=2, decoder_heads=4))
   return config

@@ -5,7 +5,8 @@
   tune           STARS stage 2 from `stars.init` (workdir/checkpoints, workdir/best)
   pretrain_tune  both in sequence (workdir/stage1, workdir/stars), then (with `evaluate.enabled`) the evaluation
                  suite of the stage-1 and tuned encoders against a random one: kNN, logistic, clusters,
-                 few-shot / one-shot on the held-out classes, linear probe; workdir/report.md
+                 few-shot / one-shot on the held-out classes, linear probe; workdir/report.md, and with
+                 `evaluate.plots` workdir/plots (t-SNE, confusion, loss and kNN-monitor curves)
   linear         linear probe of `linear.init` (SPEC §3.3; `linear.mode='cached'` for the fast variant)
   finetune       fine-tuning of `finetune.init` (SPEC §3.4); semi-supervised with finetune.data_ratio < 1,
                  transfer when init was pretrained on another dataset
@@ -25,8 +26,8 @@ import jax.numpy as jnp
 import ml_collections
 
 from stars_jax import sharding
-from stars_jax.data import sources
-from stars_jax.evaluate import probe, report
+from stars_jax.data import class_names, sources
+from stars_jax.evaluate import curves, probe, report
 from stars_jax.models import factory
 from stars_jax.models.mamp import encoder_params
 from stars_jax.train import checkpoint, classify, guards, linear_cached, pretrain, tune
@@ -50,16 +51,18 @@ def _frozen_protocols(
   unless `named_params` has 'random_init')."""
   if "random_init" not in named_params:
     named_params = {**named_params, "random_init": _random_encoder_params(config, mesh)}
+  train_split = sources.open_split(config.data, "train")
   return probe.probe(
     factory.encoder(config),
     named_params,
-    sources.open_split(config.data, "train"),
+    train_split,
     sources.open_split(config.data, "test"),
     config.data,
     config.evaluate.batch_size,
     mesh,
     seed=config.seed,
     plot_dir=plot_dir,
+    class_names=class_names.class_names(config.data, train_split.num_classes),
   )
 
 
@@ -112,7 +115,10 @@ def pretrain_tune_job(config: ml_collections.ConfigDict, workdir: pathlib.Path, 
   results: dict[str, Any] = {"pretrain": stage1.summary, "stars": stage2.summary}
   if config.evaluate.enabled:
     named = {"stage1": _encoder(stage1.state), "stars": _encoder(stage2.selected), "stars_last": _encoder(stage2.state)}
-    results.update(_frozen_protocols(config, named, mesh, workdir / "plots" if config.evaluate.plots else None))
+    plot_dir = workdir / "plots" if config.evaluate.plots else None
+    results.update(_frozen_protocols(config, named, mesh, plot_dir))
+    if plot_dir is not None:
+      curves.plot_training_curves({"stage1": stage1.summary, "stars": stage2.summary}, plot_dir)
     if "linear" in config:
       results.update(_linear(config, workdir, {k: named[k] for k in ("stage1", "stars")}, mesh))
     _write_report(workdir, results, config.stage)

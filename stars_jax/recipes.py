@@ -60,7 +60,14 @@ def data_config(path: str) -> ml_collections.ConfigDict:
       format="npz",  # or 'array_record': path is a TFDS build dir (data_prep/README.md)
       synthetic=ml_collections.ConfigDict(
         dict(
-          dir="data/synthetic", split="xsub", num_classes=12, num_subjects=10, num_cameras=3, num_repetitions=2, seed=0
+          dir="data/synthetic",
+          split="xsub",
+          num_classes=12,
+          actions=(),
+          num_subjects=10,
+          num_cameras=3,
+          num_repetitions=2,
+          seed=0,
         )
       ),
       window=120,  # frames after crop-resize

@@ -12,6 +12,7 @@ FORMATS = ("npz", "array_record")
 def synthetic_spec(cfg: ml_collections.ConfigDict) -> synthetic.SyntheticSpec:
   return synthetic.SyntheticSpec(
     num_classes=cfg.num_classes,
+    actions=tuple(cfg.actions),
     num_subjects=cfg.num_subjects,
     num_cameras=cfg.num_cameras,
     num_repetitions=cfg.num_repetitions,

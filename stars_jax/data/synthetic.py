@@ -108,6 +108,8 @@ class SyntheticSpec:
   """What to generate. Samples are identified like NTU files: camera, subject, repetition, action."""
 
   num_classes: int = 12
+  actions: tuple[str, ...] = ()  # names from synthetic_motions.ACTIONS in label order (the first num_classes are
+  # generated); () = ACTIONS' own order
   num_subjects: int = 10  # subjects 1..num_subjects
   num_cameras: int = 3
   num_repetitions: int = 2
@@ -122,6 +124,17 @@ class SyntheticSpec:
     train = self.train_subjects if self.train_subjects is not None else _NTU_TRAIN_SUBJECTS
     return tuple(s for s in train if s in subjects), tuple(s for s in subjects if s not in train)
 
+  def action_ids(self) -> tuple[int, ...]:
+    """Index into `synthetic_motions.ACTIONS` of each label. A performance is seeded by this index, so an
+    action's samples are the same whichever other actions are generated with it."""
+    if not self.actions:
+      return tuple(range(self.num_classes))
+    known = {a.name: i for i, a in enumerate(motions.ACTIONS)}
+    unknown = [name for name in self.actions if name not in known]
+    if unknown:
+      raise ValueError(f"synthetic actions {unknown} unknown; the generator knows {sorted(known)}")
+    return tuple(known[name] for name in self.actions[: self.num_classes])
+
   def xview_cameras(self) -> tuple[tuple[int, ...], tuple[int, ...]]:
     """(train, test) camera ids."""
     cameras = range(1, self.num_cameras + 1)
@@ -134,6 +147,9 @@ class SyntheticSpec:
     """Raises ValueError for settings the generator (and, with `splits`, the split writer) cannot honour."""
     if not 2 <= self.num_classes <= len(motions.ACTIONS):
       raise ValueError(f"num_classes={self.num_classes}; the generator knows 2..{len(motions.ACTIONS)}")
+    if self.actions and (len(self.actions) < self.num_classes or len(set(self.actions)) != len(self.actions)):
+      raise ValueError(f"actions={self.actions}: give at least num_classes={self.num_classes} distinct names")
+    self.action_ids()
     if self.max_frames < _MIN_FRAMES:
       raise ValueError(f"max_frames={self.max_frames} < {_MIN_FRAMES}")
     if min(self.num_repetitions, self.num_subjects, self.num_cameras) < 1:
@@ -180,7 +196,8 @@ def _rot_x(angle: float) -> np.ndarray:
 
 
 def _perform(spec: SyntheticSpec, subject: _Subject, subject_id: int, rep: int, label: int) -> np.ndarray:
-  """One performance in the scene frame: (L, M, 25, 3) joints; an absent second person is NaN."""
+  """One performance of motions.ACTIONS[label] in the scene frame: (L, M, 25, 3) joints; an absent second person
+  is NaN."""
   action = motions.ACTIONS[label]
   rng = _rng(spec.seed, _PERFORMANCE_STREAM, subject_id, rep, label)
   speed = rng.uniform(0.75, 1.3)
@@ -273,14 +290,16 @@ def generate(spec: SyntheticSpec) -> dict[str, np.ndarray]:
   x = np.zeros((len(ids), spec.max_frames, _NUM_PERSONS * skeleton.NUM_JOINTS * 3), np.float32)  # (N, T, M*V*C)
   lengths = np.zeros(len(ids), np.int64)
   row = {sample: i for i, sample in enumerate(ids)}
+  action_ids = spec.action_ids()
   for subject in range(1, spec.num_subjects + 1):
     body = _subject(_rng(spec.seed, _SUBJECT_STREAM, subject))
     for rep in range(1, spec.num_repetitions + 1):
       for action in range(1, spec.num_classes + 1):
-        scene = _perform(spec, body, subject, rep, action - 1)  # every camera records the same performance
+        kind = action_ids[action - 1]
+        scene = _perform(spec, body, subject, rep, kind)  # every camera records the same performance
         for camera in range(1, spec.num_cameras + 1):
           i = row[camera, subject, rep, action]
-          view = _record(spec, scene, camera, (subject, rep, action - 1))  # (L, M, V, C)
+          view = _record(spec, scene, camera, (subject, rep, kind))  # (L, M, V, C)
           lengths[i] = len(view)
           x[i, : len(view)] = view.reshape(len(view), -1)  # index = m*75 + v*3 + c
   columns = np.array(ids, np.int64).T

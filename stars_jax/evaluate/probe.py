@@ -45,11 +45,12 @@ def frozen_protocols(
   seed: int = 0,
   plot_dir: pathlib.Path | None = None,
   name: str = "",
+  class_names: Sequence[str] | None = None,
 ) -> dict[str, float]:
   """{protocol: value} for one encoder's features: knn<k> (percent), logistic (percent), silhouette, nmi, ari
   (fractions) on the seen classes; with held-out classes also fewshot (kNN-1 on them, percent) and oneshot
   (nearest of one exemplar per class, mean over 5 seeded draws, percent). Writes t-SNE and kNN-1 confusion
-  PNGs to plot_dir if given."""
+  PNGs to plot_dir if given, labelled with `class_names` (indexed by label) if given."""
   seen_tr, seen_te = ~np.isin(train_y, held_out), ~np.isin(test_y, held_out)
   tr_x, tr_y, te_x, te_y = train_x[seen_tr], train_y[seen_tr], test_x[seen_te], test_y[seen_te]
   out = {
@@ -62,10 +63,10 @@ def frozen_protocols(
     out["oneshot"] = fewshot.one_shot_accuracy(test_x, test_y, held_out, seeds=tuple(range(seed, seed + 5)))["mean"]
   if plot_dir is not None:
     plot_dir.mkdir(parents=True, exist_ok=True)
-    clusters.plot_tsne(te_x, te_y, plot_dir / f"tsne_{name}.png", f"t-SNE of test features: {name}", seed)
+    clusters.plot_tsne(te_x, te_y, plot_dir / f"tsne_{name}.png", f"t-SNE of test features: {name}", seed, class_names)
     preds = knn.knn_predict(tr_x, tr_y, te_x, k=1, num_classes=num_classes)
     clusters.plot_confusion(
-      te_y, preds, num_classes, plot_dir / f"confusion_knn1_{name}.png", f"kNN-1 confusion: {name}"
+      te_y, preds, num_classes, plot_dir / f"confusion_knn1_{name}.png", f"kNN-1 confusion: {name}", class_names
     )
   return out
 
@@ -82,9 +83,10 @@ def probe(
   seed: int = 0,
   plot_dir: pathlib.Path | None = None,
   plot_names: Sequence[str] = ("stage1", "stars"),
+  class_names: Sequence[str] | None = None,
 ) -> dict[str, dict[str, Any]]:
   """{protocol: {encoder name: value}} of `frozen_protocols` for every named encoder parameter tree; plots
-  (t-SNE is slow) for the encoders in `plot_names` only."""
+  (t-SNE is slow) for the encoders in `plot_names` only, labelled with `class_names` if given."""
   embed = features.make_embed_fn(encoder, data_config, mesh)  # compiled once for every parameter set
   results: dict[str, dict[str, Any]] = {}
   for name, params in named_params.items():
@@ -100,6 +102,7 @@ def probe(
       seed=seed,
       plot_dir=plot_dir if name in plot_names else None,
       name=name,
+      class_names=class_names,
     )
     for protocol, value in metrics.items():
       results.setdefault(protocol, {})[name] = value

@@ -65,6 +65,24 @@ def test_samples_do_not_depend_on_what_else_is_generated(small):
   np.testing.assert_array_equal(fewer["x"], small["x"][keep])
 
 
+def test_chosen_actions_keep_their_samples(small):
+  """An action list picks ACTIONS by name, in label order; each action's samples are those it has anywhere."""
+  names = tuple(motions.ACTIONS[i].name for i in (6, 2, 0))  # label 0 = ACTIONS[6], label 1 = ACTIONS[2]
+  picked = synthetic.generate(dataclasses.replace(SMALL, num_classes=2, actions=names))  # the first two
+  assert set(picked["label"]) == {0, 1}
+  for label, index in enumerate((6, 2)):
+    np.testing.assert_array_equal(picked["x"][picked["label"] == label], small["x"][small["label"] == index])
+
+
+def test_unknown_or_miscounted_actions_rejected():
+  with pytest.raises(ValueError, match="'moonwalk'"):
+    synthetic.generate(dataclasses.replace(TINY, num_classes=2, actions=("wave", "moonwalk")))
+  with pytest.raises(ValueError, match="num_classes=3"):
+    synthetic.generate(dataclasses.replace(TINY, actions=("wave", "bow")))  # fewer names than classes
+  with pytest.raises(ValueError, match="distinct"):
+    synthetic.generate(dataclasses.replace(TINY, actions=("wave", "bow", "wave")))
+
+
 def test_ntu_sample_order(small):
   ids = np.stack([small[k] for k in ("camera", "subject", "repetition", "label")], axis=1)
   assert np.all(np.diff(ids[:, 0]) >= 0)

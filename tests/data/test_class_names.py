@@ -1,0 +1,46 @@
+"""Action names per label: the synthetic actions in label order, NTU RGB+D 60 / 120 by class count, else None."""
+
+from stars_jax import recipes
+from stars_jax.data import synthetic_motions
+from stars_jax.data.class_names import NTU60_ACTIONS, NTU120_ACTIONS, class_names
+
+
+def _synthetic(num_classes: int, actions: tuple[str, ...] = ()):
+  config = recipes.data_config("")
+  config.synthetic.update(dict(num_classes=num_classes, actions=actions))
+  return config
+
+
+def test_synthetic_names_follow_actions_order():
+  names = class_names(_synthetic(5), 5)
+  assert names == ("wave", "kick", "bow", "handshake", "raise right arm")
+  every = class_names(_synthetic(len(synthetic_motions.ACTIONS)), len(synthetic_motions.ACTIONS))
+  assert every == tuple(action.name for action in synthetic_motions.ACTIONS)
+
+
+def test_synthetic_names_of_chosen_actions():
+  """data.synthetic.actions picks the actions in label order; the first num_classes are generated."""
+  assert class_names(_synthetic(2, ("hug", "bow", "clap")), 2) == ("hug", "bow")
+
+
+def test_ntu_names_by_class_count():
+  assert len(NTU120_ACTIONS) == len(set(NTU120_ACTIONS)) == 120
+  assert NTU120_ACTIONS[:60] == NTU60_ACTIONS
+  ntu60 = class_names(recipes.data_config("data/NTU60_XSub.npz"), 60)
+  ntu120 = class_names(recipes.data_config("data/NTU120_XSet.npz"), 120)
+  assert ntu60 == NTU60_ACTIONS and ntu120 == NTU120_ACTIONS
+  # Label i is action A(i+1).
+  assert (ntu120[0], ntu120[2], ntu120[54], ntu120[59]) == (
+    "drink water",
+    "brushing teeth",
+    "hugging other person",
+    "walking apart from each other",
+  )
+  assert (ntu120[60], ntu120[119]) == ("put on headphone", "finger-guessing game (playing rock-paper-scissors)")
+
+
+def test_tfds_build_is_not_synthetic_and_unknown_counts_have_no_names():
+  tfds = recipes.data_config("")
+  tfds.format = "array_record"
+  assert class_names(tfds, 60) == NTU60_ACTIONS  # a TFDS build: '' is not the synthetic dataset
+  assert class_names(recipes.data_config("data/PKUv1_XSub.npz"), 51) is None
