@@ -15,7 +15,9 @@ does. Results: benchmarks/results/compare_torch_<device>.json and a Markdown tab
 """
 
 import argparse
+import datetime
 import json
+import os
 import pathlib
 import re
 import resource
@@ -186,6 +188,7 @@ def worker(args) -> None:
   else:
     result = run_torch(args.stage, args.torch_reference, args.batch, args.steps, args.warmup)
   result["peak_rss_mib"] = _peak_rss_mib()
+  result["load_avg_1m_after"] = os.getloadavg()[0]  # the machine may be shared: step times scale with it
   print("RESULT " + json.dumps(result))
 
 
@@ -204,6 +207,7 @@ def main() -> None:
     worker(args)
     return
   rows = []
+  started, load_start = datetime.datetime.now().astimezone().isoformat(timespec="seconds"), os.getloadavg()
   for stage in args.stages:
     for name in ("ours-float32", "ours-bfloat16", "torch-float32"):
       cmd = [
@@ -231,7 +235,16 @@ def main() -> None:
     torch_row = next(r for r in rows if r["stage"] == row["stage"] and r["run"] == "torch-float32")
     row["speedup_vs_torch_f32"] = row["clips_per_s"] / torch_row["clips_per_s"]
   device = rows[0]["device"]
-  payload = {"batch": args.batch, "steps": args.steps, "warmup": args.warmup, "device": device, "rows": rows}
+  payload = {
+    "batch": args.batch,
+    "steps": args.steps,
+    "warmup": args.warmup,
+    "device": device,
+    "date": started,
+    "load_avg_start": load_start,  # os.getloadavg() (1, 5, 15 min) before and after all runs
+    "load_avg_end": os.getloadavg(),
+    "rows": rows,
+  }
   device_slug = re.sub(r"[^A-Za-z0-9]+", "_", device)
   out = pathlib.Path(args.out) if args.out else RESULTS / f"compare_torch_{device_slug}.json"
   out.write_text(json.dumps(payload, indent=2))
@@ -245,7 +258,10 @@ def main() -> None:
       f"| {r['stage']} | {r['run']} | {r['clips_per_s']:.2f} | {r['step_ms']:.0f} | {r['peak_rss_mib']:.0f} | "
       f"{peak_dev} | {r['speedup_vs_torch_f32']:.2f}x |"
     )
-  print(f"\n{device}, batch {args.batch}, median of {args.steps} steps after {args.warmup} warm-up; wrote {out}")
+  print(
+    f"\n{device}, batch {args.batch}, median of {args.steps} steps after {args.warmup} warm-up, load average "
+    f"{load_start[0]:.2f} -> {payload['load_avg_end'][0]:.2f}; wrote {out}"
+  )
 
 
 if __name__ == "__main__":

@@ -103,7 +103,8 @@ def tune_job(config: ml_collections.ConfigDict, workdir: pathlib.Path, mesh) -> 
 
 def pretrain_tune_job(config: ml_collections.ConfigDict, workdir: pathlib.Path, mesh) -> dict[str, Any]:
   """MAMP then STARS (initialised from the MAMP run's last checkpoint); with `evaluate.enabled`, the frozen-
-  feature protocols and the linear probe of both encoders, printed and saved (workdir/report.md) as one table."""
+  feature protocols and the linear probe of both encoders and of a random one, printed and saved
+  (workdir/report.md) as one table."""
   tune_config = ml_collections.ConfigDict(config.to_dict())
   tune_config.stars.init = str(workdir / "stage1" / "checkpoints")
   # Every later stage is built (its settings checked) before stage 1 trains, so a typo fails in seconds.
@@ -115,12 +116,13 @@ def pretrain_tune_job(config: ml_collections.ConfigDict, workdir: pathlib.Path, 
   results: dict[str, Any] = {"pretrain": stage1.summary, "stars": stage2.summary}
   if config.evaluate.enabled:
     named = {"stage1": _encoder(stage1.state), "stars": _encoder(stage2.selected), "stars_last": _encoder(stage2.state)}
+    named["random_init"] = _random_encoder_params(config, mesh)
     plot_dir = workdir / "plots" if config.evaluate.plots else None
     results.update(_frozen_protocols(config, named, mesh, plot_dir))
     if plot_dir is not None:
       curves.plot_training_curves({"stage1": stage1.summary, "stars": stage2.summary}, plot_dir)
     if "linear" in config:
-      results.update(_linear(config, workdir, {k: named[k] for k in ("stage1", "stars")}, mesh))
+      results.update(_linear(config, workdir, {k: named[k] for k in ("stage1", "stars", "random_init")}, mesh))
     _write_report(workdir, results, config.stage)
   return results
 

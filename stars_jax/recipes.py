@@ -96,7 +96,7 @@ def model_config(decoder_depth: int) -> ml_collections.ConfigDict:
       decoder_depth=decoder_depth,
       decoder_heads=8,
       compute_dtype="auto",  # 'auto': bfloat16 on GPU/TPU, float32 on CPU; or 'float32' / 'bfloat16'
-      attention_impl="",  # '' (auto: 'einsum' on CPU, jax's choice elsewhere), 'xla', 'cudnn' or 'einsum'
+      attention_impl="",  # '' (auto: 'chunked' on CPU, jax's choice elsewhere), 'xla', 'cudnn', 'einsum', 'chunked'
       remat=False,  # True: recompute block activations in the backward pass (larger batches)
     )
   )

@@ -112,8 +112,8 @@ def test_every_protocol_of_every_encoder(run):
   for metric in ("silhouette", "nmi", "ari"):
     assert all(-1.0 <= v <= 1.0 for v in results[metric].values())
   for metric in ("linear", "linear_last"):  # linear probe, 2 epochs: best over epochs and last
-    assert set(results[metric]) == {"stage1", "stars"}
-  assert all(results["linear"][k] >= results["linear_last"][k] for k in ("stage1", "stars"))
+    assert set(results[metric]) == {"stage1", "stars", "random_init"}
+  assert all(results["linear"][k] >= results["linear_last"][k] for k in ("stage1", "stars", "random_init"))
 
 
 def test_report_and_plots(run):
@@ -125,6 +125,9 @@ def test_report_and_plots(run):
     "tsne_stage1.png",
     "tsne_stars.png",
     "confusion_knn1_stars.png",
+    "loss_stage1.png",
+    "loss_stars.png",
+    "monitor_stars.png",
   }
   # `stars-jax report DIR` rewrites the same report from results.json (one place for titles and notes).
   before = report

@@ -165,6 +165,20 @@ def test_einsum_attention_equals_jax_dot_product_attention():
   np.testing.assert_allclose(Attention(4, implementation="einsum").apply(params, x), reference, atol=2e-6)
 
 
+@pytest.mark.parametrize("dtype, atol", [(jnp.float32, 1e-6), (jnp.bfloat16, 2e-2)])
+def test_chunked_attention_values_and_gradients_equal_einsum(dtype, atol):
+  q, k, v, g = (jax.random.normal(jax.random.PRNGKey(i), (6, 10, 4, 8), dtype) for i in range(4))  # (B, N, H, Dh)
+
+  def out_and_grads(fn):
+    out, vjp = jax.vjp(fn, q, k, v)
+    return out, *vjp(g)
+
+  chunked = jax.jit(out_and_grads, static_argnums=0)(transformer._chunked_attention)
+  for got, want in zip(chunked, jax.jit(out_and_grads, static_argnums=0)(transformer._einsum_attention)):
+    assert got.dtype == dtype
+    np.testing.assert_allclose(got.astype(jnp.float32), want.astype(jnp.float32), atol=atol)
+
+
 def test_remat_keeps_names_loss_and_gradients_and_recomputes_blocks():
   x = jax.random.normal(jax.random.PRNGKey(1), (2, 16, 25, 3))
   mask = masking.sample_masking(jax.random.PRNGKey(2), x, t_patch=4, mask_ratio=0.9, tau=0.8)
