@@ -62,17 +62,27 @@ def uniform_masking(key: jax.Array, batch: int, num_tokens: int, num_keep: int) 
   return _from_scores(noise, num_keep)
 
 
-def motion_aware_masking(key: jax.Array, x: jax.Array, *, t_patch: int, num_keep: int, tau: float) -> Masking:
+def motion_aware_masking(
+  key: jax.Array | None, x: jax.Array, *, t_patch: int, num_keep: int, tau: float, noise: jax.Array | None = None
+) -> Masking:
   """Motion-aware masking (SPEC §2.5): a Gumbel-top-k sample that masks high-motion tokens more often.
 
   x: (B, T, V, C) input positions (before embedding). Motion m is scaled to [0, 1/tau] by its per-sequence
   maximum, p = softmax(m), score = log p + Gumbel noise; the num_keep lowest scores stay visible. An all-zero
-  (absent) person has m = 0 everywhere and is therefore masked uniformly.
+  (absent) person has m = 0 everywhere and is therefore masked uniformly. The uniform draws u (B, L) behind the
+  Gumbel noise come from `key`, or from the caller as `noise` (e.g. the official code's torch.rand draws).
   """
   motion = token_motion(x, t_patch)  # (B, L)
   motion = motion / (motion.max(axis=-1, keepdims=True) * tau + 1e-10)
   log_p = jax.nn.log_softmax(motion, axis=-1)
-  u = jax.random.uniform(key, motion.shape)
+  if noise is None:
+    if key is None:
+      raise ValueError("motion_aware_masking needs a PRNG key or the uniform noise")
+    u = jax.random.uniform(key, motion.shape)
+  elif noise.shape != motion.shape:
+    raise ValueError(f"noise of shape {noise.shape}; motion_aware_masking needs one draw per token {motion.shape}")
+  else:
+    u = noise
   scores = log_p - jnp.log(-jnp.log(u + 1e-10) + 1e-10)  # (B, L)
   return _from_scores(scores, num_keep)
 

@@ -3,6 +3,7 @@
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from stars_jax import masking
 
@@ -76,3 +77,18 @@ def test_masking_from_keep_reproduces_sampled_masking():
   # Restoring [visible, mask tokens] puts each visible token back at its own position.
   for b in range(5):
     np.testing.assert_array_equal(np.asarray(r.ids_restore[b])[np.asarray(m.ids_keep[b])], np.arange(74))
+
+
+def test_caller_noise_drives_the_gumbel_draw():
+  """With the caller's uniform draws: the same masking as drawing them from the key; for an absent person
+  (equal motion) the Gumbel score is increasing in u, so exactly the num_keep smallest draws stay visible."""
+  key = jax.random.PRNGKey(4)
+  x = jax.random.normal(jax.random.PRNGKey(5), (3, 16, 25, 3))
+  u = jax.random.uniform(key, (3, 4 * 25))
+  drawn = masking.motion_aware_masking(key, x, t_patch=4, num_keep=10, tau=0.8)
+  given = masking.motion_aware_masking(None, x, t_patch=4, num_keep=10, tau=0.8, noise=u)
+  np.testing.assert_array_equal(given.ids_keep, drawn.ids_keep)
+  absent = masking.motion_aware_masking(None, jnp.zeros_like(x), t_patch=4, num_keep=10, tau=0.8, noise=u)
+  np.testing.assert_array_equal(absent.ids_keep, np.argsort(np.asarray(u), axis=-1)[:, :10])
+  with pytest.raises(ValueError, match="one draw per token"):
+    masking.motion_aware_masking(None, x, t_patch=4, num_keep=10, tau=0.8, noise=u[:, :50])

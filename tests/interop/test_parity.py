@@ -133,7 +133,7 @@ def ours_mamp_loss(params, ours: MAMP, x: np.ndarray, ids_keep: np.ndarray):
 
 @pytest.mark.torch
 def test_motion_aware_masking_same_noise(official):
-  """Our masking rule from the official uniform draws keeps the same tokens in the same order."""
+  """motion_aware_masking given the official uniform draws keeps the same tokens in the same order."""
   import torch
 
   model = official.mamp.Transformer(dim_feat=DIM, decoder_dim_feat=DIM, decoder_depth=1, **ENCODER)
@@ -147,10 +147,10 @@ def test_motion_aware_masking_same_noise(official):
     _, mask_ref, _, keep_ref = model.motion_aware_random_masking(tokens, x_orig, 0.9, 0.8)
   finally:
     torch.rand = rand
-  motion = masking.token_motion(jnp.asarray(x), T_PATCH)
-  motion = motion / (motion.max(axis=-1, keepdims=True) * 0.8 + 1e-10)
-  scores = jax.nn.log_softmax(motion, axis=-1) - jnp.log(-jnp.log(jnp.asarray(u) + 1e-10) + 1e-10)
-  ours = masking._from_scores(scores, masking.num_visible(u.shape[1], 0.9))
+  num_keep = masking.num_visible(u.shape[1], 0.9)
+  ours = masking.motion_aware_masking(
+    None, jnp.asarray(x), t_patch=T_PATCH, num_keep=num_keep, tau=0.8, noise=jnp.asarray(u)
+  )
   np.testing.assert_array_equal(np.asarray(ours.ids_keep), keep_ref.numpy())
   np.testing.assert_array_equal(np.asarray(ours.mask), mask_ref.numpy())
 
