@@ -8,8 +8,11 @@
 --config.finetune.init=runs/stars_<dataset>_<split>_<recipe>/best; the scratch baseline: --config.finetune.init=''
 --config.finetune.optim.layer_decay=1.0). `_semi1` / `_semi10`: 1 % / 10 % of the labels (400 / 4,009 clips for
 NTU-60 XSub), drawn once from config.seed (the same on any number of devices, unlike the official per-rank draw,
-SPEC §7.13) and saved as subset_indices.json; --config.finetune.class_balanced=True for a per-class draw.
-`pku2_xsub_from_<source>` (source ntu60, ntu120 or pku1): PKU-MMD II from the source dataset's XSub stage-1 encoder.
+SPEC §7.13) and saved as subset_indices.json; --config.finetune.class_balanced=True for a per-class draw;
+--config.finetune.subset_draw=official [--config.finetune.world_size=2] for the official per-rank draw (the union
+of the ranks' subsets, saved likewise), to reproduce the published semi-supervised numbers.
+`pku2_xsub_from_<source>` (source ntu60, ntu120 or pku1): PKU-MMD II from the source dataset's XSub stage-1 encoder
+(its last checkpoint; PKU-I's after 301 epochs, finetune.init_epoch, as the official script loads checkpoint-300).
 """
 
 from stars_jax import recipes
@@ -21,9 +24,11 @@ def get_config(arg: str = ""):
   if "_from_" in arg:
     target, source = arg.split("_from_")
     recipes.parse_dataset_split(f"{source}_xsub", "configs/finetune.py (transfer source)")
-    return recipes.finetune(
+    config = recipes.finetune(
       *recipes.parse_dataset_split(target, "configs/finetune.py"), init=recipes.mamp_checkpoints(source, "xsub")
     )
+    config.finetune.init_epoch = recipes.downstream_epochs(source)  # PKU-I: after 301 epochs, as the official
+    return config
   name, _, suffix = arg.rpartition("_")
   if suffix in SEMI_RATIOS:
     return recipes.finetune(*recipes.parse_dataset_split(name, "configs/finetune.py"), data_ratio=SEMI_RATIOS[suffix])

@@ -4,10 +4,11 @@
   stars-jax --config=configs/stars.py:ntu60_xsub_third --workdir=runs/stars_ntu60_xsub_third
 
 Datasets: ntu60_xsub, ntu60_xview, ntu120_xsub, ntu120_xset, pku2_xsub. Recipes: `second` (head only, 20 epochs,
-from the MAMP run runs/mamp_<dataset>_<split>), `third` (blocks 4-7 with lr · decay^(8-k), final norm and head,
-10 epochs, from the second stage's selected checkpoint runs/stars_<dataset>_<split>_second/best: head, BN
-statistics and queue restored), `merged` (the third recipe straight from MAMP), `full` (every layer; beyond the
-paper). Another starting point: --config.stars.init=DIR (e.g. an imported official checkpoint).
+from the MAMP run runs/mamp_<dataset>_<split>; PKU-II: runs/mamp_pku2_xsub_stars, the STARS repository's own
+retraining), `third` (blocks 4-7 with lr · decay^(8-k), final norm and head, 10 epochs, from the second stage's
+selected checkpoint runs/stars_<dataset>_<split>_second/best: head, BN statistics and queue restored), `merged`
+(the third recipe straight from MAMP), `full` (every layer; beyond the paper). Another starting point:
+--config.stars.init=DIR (e.g. an imported official checkpoint).
 """
 
 from stars_jax import recipes
@@ -21,7 +22,7 @@ def get_config(arg: str = ""):
       f"configs/stars.py: STARS has no recipe for {dataset}; choose one of {sorted(recipes.STARS_LAYER_DECAY)}"
     )
   config = recipes.stars_tune(dataset, split, recipe)
-  config.stars.init = (
-    f"runs/stars_{dataset}_{split}_second/best" if recipe == "third" else recipes.mamp_checkpoints(dataset, split)
-  )
+  # PKU-II starts from the STARS repository's own MAMP retraining (configs/mamp.py:pku2_xsub_stars, SPEC §3.2).
+  stage1 = recipes.mamp_checkpoints(dataset, split, stars_copy=dataset == "pku2")
+  config.stars.init = f"runs/stars_{dataset}_{split}_second/best" if recipe == "third" else stage1
   return config

@@ -181,6 +181,7 @@ def training_group(
       schedule=schedule,
       checkpoint_every_steps=checkpoint_every_steps,  # 0: at the end of every epoch
       keep_checkpoints=keep_checkpoints,
+      keep_epochs=(),  # epoch counts whose checkpoint is kept for good, beyond the last keep_checkpoints
       log_every_steps=log_every_steps,
       **stage_settings,
     )
@@ -223,10 +224,26 @@ def pretrain_group(dataset: str) -> ml_collections.ConfigDict:
   )
 
 
-def mamp_pretrain(dataset: str, split: str) -> ml_collections.ConfigDict:
-  """The official MAMP stage-1 recipe for one dataset/split."""
+# The stage-1 checkpoint the official PKU-MMD linear-probe and transfer scripts start from: checkpoint-300.pth,
+# saved after 301 of the 400 epochs (SPEC §3.2); NTU scripts take the last one.
+PKU_DOWNSTREAM_EPOCHS = 301
+
+
+def downstream_epochs(dataset: str) -> int:
+  """`init_epoch` of the official downstream runs from a `dataset` stage-1 encoder: -1 (the last) or 301."""
+  return PKU_DOWNSTREAM_EPOCHS if dataset in ("pku1", "pku2") else -1
+
+
+def mamp_pretrain(dataset: str, split: str, stars_copy: bool = False) -> ml_collections.ConfigDict:
+  """The official MAMP stage-1 recipe for one dataset/split. PKU-MMD runs keep the checkpoint after 301 epochs for
+  the downstream protocols. `stars_copy`: the STARS repository's copy of the script, which it used to retrain the
+  PKU-II encoder its tuning starts from: weight decay on every parameter, biases and norms included (SPEC §3.2)."""
   config = base(dataset, split, "pretrain")
   config.pretrain = pretrain_group(dataset)
+  if dataset in ("pku1", "pku2"):
+    config.pretrain.keep_epochs = (PKU_DOWNSTREAM_EPOCHS,)
+  if stars_copy:
+    config.pretrain.optim.decay_groups = "all"
   config.evaluate = evaluate_group(enabled=False)
   return config
 
@@ -345,12 +362,17 @@ def _classification_group(
     checkpoint_every_steps=0,
     keep_checkpoints=1,
     init=init,  # checkpoint directory of a MAMP or STARS run ('' = random encoder / scratch)
+    init_epoch=-1,  # -1: init's newest checkpoint; E > 0: the one saved after E epochs (needs keep_epochs)
     num_classes=num_classes,
     drop_path=drop_path,
     dropout=dropout,
     label_smoothing=label_smoothing,
     data_ratio=data_ratio,  # semi-supervised: labelled fraction of the training split (SPEC §3.5)
     class_balanced=False,  # official: a plain random subset; True: the same fraction of every class
+    subset_draw="seeded",  # one draw from `seed`; 'official': numpy seeded with seed + rank on each of
+    # `world_size` ranks, each rank its own subset (SPEC §7.13); the union is trained on (about world_size x the
+    # labels per epoch, so world_size x the steps: divide epochs by world_size to match the official sample count)
+    world_size=2,  # the official scripts' GPUs (only for subset_draw='official')
     eval_batch_size=256,
     eval_every_epochs=1,
     **extra,
@@ -393,15 +415,17 @@ def finetune_group(num_classes: int = -1, data_ratio: float = 1.0, init: str = "
   )
 
 
-def mamp_checkpoints(dataset: str, split: str) -> str:
-  """Where the stage-1 recipe's README command line writes its checkpoints."""
-  return f"runs/mamp_{dataset}_{split}/checkpoints"
+def mamp_checkpoints(dataset: str, split: str, stars_copy: bool = False) -> str:
+  """Where the stage-1 recipe's README command line writes its checkpoints (`configs/mamp.py:<dataset>_<split>`,
+  with `stars_copy` `..._stars`)."""
+  return f"runs/mamp_{dataset}_{split}{'_stars' * stars_copy}/checkpoints"
 
 
 def linear_probe(dataset: str, split: str) -> ml_collections.ConfigDict:
   """Official linear probe of one dataset/split's stage-1 encoder (PKU-I batch 128; PKU-II batch 32, lr 0.01)."""
   config = base(dataset, split, "linear")
   config.linear = linear_group(OFFICIAL_NUM_CLASSES["linear"][(dataset, split)], mamp_checkpoints(dataset, split))
+  config.linear.init_epoch = downstream_epochs(dataset)
   if dataset == "pku2":
     config.linear.batch_size, config.linear.optim.lr = 32, 0.01
   elif dataset == "pku1":

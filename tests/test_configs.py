@@ -13,7 +13,7 @@ STARS_SPLITS = [n for n in SPLITS if n.split("_")[0] in recipes.STARS_LAYER_DECA
 SPECS = (
   [f"synthetic.py{v and ':' + v}" for v in ("", "evaluate", "finetune")]
   + [f"mamp.py:{n}" for n in SPLITS]
-  + ["mamp.py:ntu60_xsub_wide"]
+  + ["mamp.py:ntu60_xsub_wide", "mamp.py:pku2_xsub_stars"]
   + [f"stars.py:{n}_{r}" for n in STARS_SPLITS for r in recipes.STARS_RECIPES]
   + [f"linear.py:{n}" for n in SPLITS]
   + [f"finetune.py:{n}" for n in SPLITS]
@@ -30,6 +30,7 @@ GROUP_KEYS = {
   "schedule",
   "checkpoint_every_steps",
   "keep_checkpoints",
+  "keep_epochs",
   "log_every_steps",
 }
 
@@ -96,6 +97,19 @@ def test_mamp_recipes_follow_the_official_table(name):
   assert g.masking.mask_ratio == 0.9 and g.masking.tau == (0.75 if name.startswith("ntu120") else 0.80)
   assert config.model.decoder_depth == (3 if name.startswith("ntu60") else 5)
   assert config.data.path == f"data/{recipes.NPZ_FILES[tuple(name.split('_'))]}"
+  # PKU: checkpoint-300.pth (after 301 epochs) is what the official downstream scripts load; keep it.
+  assert tuple(g.keep_epochs) == ((301,) if name.startswith("pku") else ())
+
+
+def test_pku2_stars_copy_decays_every_parameter_and_feeds_the_pku2_stars_configs():
+  """SPEC §3.2: the STARS repository's MAMP copy, which retrained the PKU-II encoder its tuning starts from, puts
+  weight decay 0.05 on every parameter; otherwise the PKU-II recipe."""
+  copy, official = _load("mamp.py:pku2_xsub_stars"), _load("mamp.py:pku2_xsub")
+  assert copy.pretrain.optim.decay_groups == "all"
+  copy.pretrain.optim.decay_groups = "no_1d"
+  assert copy.to_dict() == official.to_dict()
+  for recipe in ("second", "merged", "full"):
+    assert _load(f"stars.py:pku2_xsub_{recipe}").stars.init == "runs/mamp_pku2_xsub_stars/checkpoints"
 
 
 @pytest.mark.parametrize("name", STARS_SPLITS)
@@ -115,7 +129,8 @@ def test_stars_configs_follow_the_official_table(name, recipe):
     "constant",
   )
   assert tuple(s.monitor.ks) == (10, 20, 40) and s.monitor.temperature == 0.1
-  assert s.init == (f"runs/stars_{name}_second/best" if recipe == "third" else f"runs/mamp_{name}/checkpoints")
+  stage1 = f"runs/mamp_{name}{'_stars' * (dataset == 'pku2')}/checkpoints"
+  assert s.init == (f"runs/stars_{name}_second/best" if recipe == "third" else stage1)
   assert factory.first_tuned_layer(recipe, config.model.depth) == {"second": 10, "third": 5, "merged": 5}[recipe]
   assert not config.data.random_rot  # stage 2 trains without augmentation (SPEC §1.7)
 
@@ -136,6 +151,7 @@ def test_linear_configs_follow_the_official_recipe(name):
   # including the official class-count slips (SPEC §7.12)
   assert c.num_classes == (120 if name == "ntu60_xview" or "ntu120" in name else 60)
   assert c.init == f"runs/mamp_{name}/checkpoints"
+  assert c.init_epoch == (301 if name.startswith("pku") else -1)  # PKU: checkpoint-300.pth (SPEC §3.2)
 
 
 @pytest.mark.parametrize("spec", [s for s in SPECS if s.startswith("finetune.py:")])
@@ -156,6 +172,7 @@ def test_finetune_configs_follow_the_official_recipe(spec):
   if "_from_" in arg:
     assert config.data.path.endswith("PKUv2_XSub.npz") and c.num_classes == 51
     assert c.init == f"runs/mamp_{arg.split('_from_')[1]}_xsub/checkpoints"
+  assert c.init_epoch == (301 if arg.endswith("_from_pku1") else -1)  # SPEC §3.6: PKU-I at epoch 300
 
 
 def test_synthetic_variants_share_the_main_jobs_data_and_model():

@@ -69,7 +69,7 @@ class Encoder(nn.Module):
     return self.num_segments * self.num_joints
 
   def setup(self):
-    self.joints_embed = SegmentEmbed(self.dim, self.t_patch, self.dtype)
+    self.joints_embed = SegmentEmbed(self.dim, self.t_patch, jnp.float32)  # float32 whatever the compute dtype
     self.temp_embed = self.param("temp_embed", trunc_normal(), (1, self.num_segments, 1, self.dim))
     self.pos_embed = self.param("pos_embed", trunc_normal(), (1, 1, self.num_joints, self.dim))
     rates = np.linspace(0.0, self.drop_path_rate, self.depth)  # stochastic depth, linear over depth
@@ -85,10 +85,15 @@ class Encoder(nn.Module):
     return nn.remat(Block, static_argnums=(2,)) if self.remat else Block
 
   def embed(self, x: jax.Array) -> jax.Array:
-    """(B, T, V, C) person-sequences -> (B, L, D) tokens with positional embeddings added."""
-    tokens = self.joints_embed(x.astype(self.dtype))  # (B, TP, V, D)
-    tokens = tokens + (self.temp_embed + self.pos_embed).astype(self.dtype)
-    return tokens.reshape(tokens.shape[0], -1, self.dim)
+    """(B, T, V, C) person-sequences -> (B, L, D) tokens with positional embeddings added.
+
+    The coordinates, the segment embedding and the positional sums stay float32 (as in the official code); only
+    the sum is cast to the compute dtype. bfloat16 coordinates would be rounded to 4-16 mm at 0.5-4 m, the size
+    of the frame-to-frame motions MAMP learns from (benchmarks/results/precision_*.json).
+    """
+    tokens = self.joints_embed(x.astype(jnp.float32))  # (B, TP, V, D) float32
+    tokens = tokens + (self.temp_embed + self.pos_embed).astype(jnp.float32)
+    return tokens.reshape(tokens.shape[0], -1, self.dim).astype(self.dtype)
 
   def encode(self, tokens: jax.Array, deterministic: bool = True) -> jax.Array:
     """(B, L', D) -> (B, L', D) through the blocks and the final norm."""
@@ -140,7 +145,7 @@ class MAMP(Encoder):
     tokens = jnp.concatenate([latent, mask_tokens], axis=1)  # (B, L, Dd), shuffled order
     tokens = jnp.take_along_axis(tokens, ids_restore[..., None], axis=1)  # (B, L, Dd), token order
     pos = (self.decoder_temp_embed + self.decoder_pos_embed).reshape(1, self.num_tokens, self.decoder_dim)
-    tokens = tokens + pos.astype(self.dtype)
+    tokens = (tokens.astype(jnp.float32) + pos.astype(jnp.float32)).astype(self.dtype)  # the sum in float32
     for block in self.decoder_blocks:
       tokens = block(tokens, deterministic)
     return self.decoder_pred(self.decoder_norm(tokens)).astype(jnp.float32)

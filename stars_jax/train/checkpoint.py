@@ -1,15 +1,17 @@
 """Atomic, resumable checkpoints with Orbax: the train state plus a JSON item (input pipeline position, ...)."""
 
 import dataclasses
+import json
 import logging
 import pathlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 import jax
 import jax.numpy as jnp
 import orbax.checkpoint as ocp
 
+from stars_jax.data import pipeline
 from stars_jax.pytree import path_name
 
 T = TypeVar("T")
@@ -26,13 +28,18 @@ def _saved_fields(state: Any) -> dict[str, Any]:
 
 
 class Checkpointer:
-  """Keeps the last `keep` checkpoints under `directory`/<step>. Orbax writes to a temporary directory and
-  renames it when complete, so an interrupted save never shadows the previous checkpoint."""
+  """Keeps the last `keep` checkpoints under `directory`/<step>, and those of `keep_steps` for good. Orbax writes
+  to a temporary directory and renames it when complete, so an interrupted save never shadows the previous
+  checkpoint."""
 
-  def __init__(self, directory: str | pathlib.Path, keep: int = 3):
+  def __init__(self, directory: str | pathlib.Path, keep: int = 3, keep_steps: Sequence[int] = ()):
+    self.keep_steps = frozenset(keep_steps)
+    policy = ocp.checkpoint_managers.AnyPreservationPolicy(
+      [ocp.checkpoint_managers.LatestN(keep), ocp.checkpoint_managers.CustomSteps(sorted(self.keep_steps))]
+    )
     self._manager = ocp.CheckpointManager(
       pathlib.Path(directory).absolute(),
-      options=ocp.CheckpointManagerOptions(max_to_keep=keep, create=True, cleanup_tmp_directories=True),
+      options=ocp.CheckpointManagerOptions(preservation_policy=policy, create=True, cleanup_tmp_directories=True),
     )
 
   def latest_step(self) -> int | None:
@@ -203,13 +210,43 @@ def read_newest(directory: str | pathlib.Path, config_key: str, read: Callable[[
   raise CheckpointError(f"{latest.parents[1]} ({config_key}): no readable checkpoint ({'; '.join(failures)})")
 
 
-def restore_params(directory: str | pathlib.Path, target: dict[str, Any], config_key: str) -> dict[str, Any]:
+def step_after_epochs(directory: str | pathlib.Path, epochs: int, config_key: str) -> int:
+  """The step at which the run that wrote the checkpoints under `directory` had trained `epochs` epochs (its
+  steps per epoch from the input-pipeline position its checkpoints record). `config_key` names the setting."""
+  directory = pathlib.Path(directory)
+  latest = latest_item_path(directory, config_key).parent
+  try:
+    iterator = json.loads((latest / "data" / "metadata").read_text())["iterator"]
+    spe = pipeline.steps_per_epoch(iterator["num_samples"], iterator["global_batch_size"])
+  except (OSError, ValueError, KeyError, TypeError) as e:
+    raise ValueError(
+      f"{latest}: no input-pipeline position recorded ({_reason(e)}), so the checkpoint after {epochs} epochs "
+      f"({config_key}) cannot be located (an imported checkpoint is one epoch already: set {config_key}=-1)"
+    ) from e
+  return epochs * spe
+
+
+def restore_params(
+  directory: str | pathlib.Path, target: dict[str, Any], config_key: str, epochs: int = -1
+) -> dict[str, Any]:
   """The parameters in `target` (e.g. an encoder's, with their placement) from the newest readable checkpoint
-  under `directory`: a MAMP run's checkpoints/, a STARS run's best/ or checkpoints/, or an imported official one."""
+  under `directory`: a MAMP run's checkpoints/, a STARS run's best/ or checkpoints/, or an imported official one.
+  With `epochs` > 0, from the checkpoint saved after that many epochs instead (no fallback: it must exist)."""
 
   def read(item: pathlib.Path) -> dict[str, Any]:
     params = restore_checked(item, {"params": target}, config_key)["params"]
     logging.info("%s: parameters from %s", config_key, item)
     return params
 
-  return read_newest(directory, config_key, read)
+  if epochs <= 0:
+    return read_newest(directory, config_key, read)
+  epoch_key = f"{config_key}_epoch"
+  step = step_after_epochs(directory, epochs, epoch_key)
+  item = pathlib.Path(directory) / str(step) / STATE_ITEM
+  if not item.is_dir():
+    steps = sorted(int(p.name) for p in pathlib.Path(directory).iterdir() if p.name.isdigit())
+    raise FileNotFoundError(
+      f"{directory}: no checkpoint after {epochs} epochs (step {step}; {epoch_key}); it holds steps {steps}. "
+      "Keep it by pretraining with keep_epochs including it, or set the key to -1 for the newest."
+    )
+  return read(item)

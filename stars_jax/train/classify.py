@@ -69,16 +69,17 @@ def train_step(
   ), metrics
 
 
-def load_encoder(state: TrainState, init: str | dict, config_key: str) -> TrainState:
+def load_encoder(state: TrainState, init: str | dict, config_key: str, epochs: int = -1) -> TrainState:
   """Encoder weights from a checkpoint directory of ours (a MAMP or STARS run: decoder, mask token and
-  pretraining head dropped, SPEC §3.7) or from an in-memory encoder parameter tree; the head stays fresh."""
+  pretraining head dropped, SPEC §3.7; its newest step, or with `epochs` > 0 the one saved after that many
+  epochs) or from an in-memory encoder parameter tree; the head stays fresh."""
   target = encoder_params(state.params)
   if isinstance(init, dict):
     restored = jax.tree.map(
       lambda t, v: jax.device_put(jnp.asarray(v, t.dtype), t.sharding), target, encoder_params(init)
     )
   else:
-    restored = checkpoint.restore_params(init, target, config_key)
+    restored = checkpoint.restore_params(init, target, config_key, epochs)
   return state.replace(params={**state.params, **restored})
 
 
@@ -87,8 +88,7 @@ def label_subset(labels: np.ndarray, ratio: float, seed: int, class_balanced: bo
   same on any number of devices, unlike the official per-rank draw, SPEC §7.13). Default: the first
   int(N * ratio) of a seeded permutation, as the official feeder (NTU-60 XSub: 400 at 1 %, 4,009 at 10 %);
   class_balanced: max(1, round(ratio * n_c)) of each class."""
-  if not 0.0 < ratio <= 1.0:
-    raise ValueError(f"data_ratio must be in (0, 1], got {ratio}")
+  _check_ratio(ratio)
   rng = np.random.default_rng(seed)
   if not class_balanced:
     return np.sort(rng.permutation(len(labels))[: int(len(labels) * ratio)])
@@ -99,6 +99,23 @@ def label_subset(labels: np.ndarray, ratio: float, seed: int, class_balanced: bo
   return np.sort(np.concatenate(picks))
 
 
+def official_label_subset(num_samples: int, ratio: float, seed: int, world_size: int) -> np.ndarray:
+  """The official semi-supervised draw (SPEC §1.6, §7.13): each of `world_size` ranks seeds numpy's global RNG
+  with seed + rank and keeps the first int(N * ratio) of a permutation, so each trains on its own subset. Returns
+  the sorted union of the ranks' subsets (about world_size times the labels of one draw)."""
+  _check_ratio(ratio)
+  if world_size < 1:
+    raise ValueError(f"world_size must be >= 1 for the official draw, got {world_size}")
+  keep = int(num_samples * ratio)
+  draws = [np.random.RandomState(seed + rank).permutation(num_samples)[:keep] for rank in range(world_size)]
+  return np.unique(np.concatenate(draws))
+
+
+def _check_ratio(ratio: float) -> None:
+  if not 0.0 < ratio <= 1.0:
+    raise ValueError(f"data_ratio must be in (0, 1], got {ratio}")
+
+
 def labelled_train_split(config: ml_collections.ConfigDict, protocol: str, workdir: pathlib.Path | None):
   """The training split of a protocol: the seen classes, or with `data_ratio` < 1 the labelled subset (saved as
   workdir/subset_indices.json when a workdir is given)."""
@@ -106,12 +123,24 @@ def labelled_train_split(config: ml_collections.ConfigDict, protocol: str, workd
   train_split = sources.open_seen_split(config.data, "train")
   if c.data_ratio >= 1.0:
     return train_split
-  subset = label_subset(np.asarray(train_split.labels), c.data_ratio, config.seed, c.class_balanced)
+  if c.subset_draw == "official":
+    subset = official_label_subset(len(train_split), c.data_ratio, config.seed, c.world_size)
+  elif c.subset_draw == "seeded":
+    subset = label_subset(np.asarray(train_split.labels), c.data_ratio, config.seed, c.class_balanced)
+  else:
+    raise ValueError(f"{protocol}.subset_draw={c.subset_draw!r}; choose 'seeded' or 'official'")
   if workdir is not None:
     workdir.mkdir(parents=True, exist_ok=True)
+    draw = {"subset_draw": c.subset_draw, **({"world_size": c.world_size} if c.subset_draw == "official" else {})}
     io.write_json_atomic(
       workdir / "subset_indices.json",
-      {"data_ratio": c.data_ratio, "class_balanced": c.class_balanced, "seed": config.seed, "indices": subset.tolist()},
+      {
+        "data_ratio": c.data_ratio,
+        "class_balanced": c.class_balanced,
+        "seed": config.seed,
+        **draw,
+        "indices": subset.tolist(),
+      },
     )
   return take(train_split, subset)
 
@@ -157,7 +186,7 @@ def stage(
 
   def initialize(state: TrainState, ctx: runner.RunContext) -> TrainState:
     if isinstance(init, dict) or init:
-      return load_encoder(state, init, f"{protocol}.init")
+      return load_encoder(state, init, f"{protocol}.init", c.init_epoch)
     logging.warning("%s.init is empty: training from a randomly initialised encoder", protocol)
     return state
 

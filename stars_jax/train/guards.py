@@ -28,6 +28,8 @@ def check_group(group: ml_collections.ConfigDict, key: str, num_devices: int = 1
     problems.append(f"{key}.checkpoint_every_steps={group.checkpoint_every_steps} must be >= 0 (0: every epoch)")
   if group.keep_checkpoints <= 0:
     problems.append(f"{key}.keep_checkpoints={group.keep_checkpoints} must be positive")
+  if any(not 0 < e <= group.epochs for e in group.keep_epochs):
+    problems.append(f"{key}.keep_epochs={tuple(group.keep_epochs)} must lie in [1, {key}.epochs={group.epochs}]")
   if problems:
     raise ValueError("; ".join(problems))
 
@@ -95,7 +97,9 @@ RESUMABLE_CHANGES = (
   "*.log_every_steps",
   "*.checkpoint_every_steps",
   "*.keep_checkpoints",
+  "*.keep_epochs",
   "*.init",
+  "*.init_epoch",
   "*.eval_batch_size",
   "*.monitor.batch_size",
 )

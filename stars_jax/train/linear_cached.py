@@ -31,7 +31,7 @@ def train(config: ml_collections.ConfigDict, init: str | dict, mesh: jax.shardin
   create, _, _ = classify.fresh_state(config, "linear", model, schedule)
   state, _ = state_lib.create_sharded(create, mesh, config.sharding)
   if isinstance(init, dict) or init:
-    state = classify.load_encoder(state, init, "linear.init")
+    state = classify.load_encoder(state, init, "linear.init", c.init_epoch)
   embed = features.make_embed_fn(encoder_of(model), config.data, mesh)
   encoder = encoder_params(state.params)
   train_x, train_y = features.extract(embed, encoder, train_split, c.eval_batch_size, mesh)

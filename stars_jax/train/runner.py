@@ -203,7 +203,7 @@ def fit(
       check_finite()
     for hook in hooks:
       hook.after_step(done, state)
-    save_step = done % checkpoint_every == 0 or done == total_steps
+    save_step = done % checkpoint_every == 0 or done == total_steps or done in ckpt.keep_steps
     if save_step:
       save(state)
     if preemption is not None and preemption.requested(sync=save_step or done % log_every == 0):
@@ -237,7 +237,7 @@ def run(
     donate_argnums=0,
   )
   with contextlib.ExitStack() as stack:
-    ckpt = Checkpointer(workdir / "checkpoints", keep=g.keep_checkpoints)
+    ckpt = Checkpointer(workdir / "checkpoints", keep=g.keep_checkpoints, keep_steps=[e * spe for e in g.keep_epochs])
     stack.callback(ckpt.close)
     writer = MetricWriter(workdir / "tensorboard")
     stack.callback(writer.close)

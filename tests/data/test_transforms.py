@@ -14,12 +14,13 @@ T = 300
 
 
 def _reference_resize(frames: np.ndarray, window: int) -> np.ndarray:
-  """Loop over output frames; PyTorch bilinear align_corners=False along time, in float32."""
+  """Loop over output frames; PyTorch bilinear align_corners=False along time, in float32, with the source
+  index scale (i + 0.5) - 0.5 rounded once (PyTorch's CPU kernel fuses it; Python floats hold it exactly)."""
   length = frames.shape[0]
   scale = np.float32(length) / np.float32(window)
   out = []
   for i in range(window):
-    s = max(scale * (np.float32(i) + np.float32(0.5)) - np.float32(0.5), np.float32(0))
+    s = max(np.float32(float(scale) * (i + 0.5) - 0.5), np.float32(0))
     i0 = min(math.floor(s), length - 1)
     i1 = min(i0 + 1, length - 1)
     w1 = np.float32(min(max(s - np.float32(i0), 0), 1))

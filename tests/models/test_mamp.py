@@ -156,6 +156,23 @@ def test_bfloat16_compute_keeps_float32_parameters():
   np.testing.assert_allclose(pred, ref, atol=0.1, rtol=0.1)
 
 
+def test_bfloat16_model_embeds_coordinates_in_float32():
+  """Uncentred PKU-like coordinates (2-4 m) with 1 mm motions: the bfloat16 model's tokens are the float32 model's
+  tokens rounded once (exactly equal). Had the coordinates been cast first, bf16's 16 mm spacing at 2-4 m would
+  have erased the motion before the embedding."""
+  model = MAMP(
+    dim=32, depth=1, num_heads=4, decoder_dim=32, decoder_depth=1, decoder_heads=4, num_frames=16, dtype=jnp.bfloat16
+  )
+  base = jax.random.uniform(jax.random.PRNGKey(1), (2, 1, 25, 3), minval=2.0, maxval=4.0)
+  x = base + 1e-3 * jnp.arange(16.0)[None, :, None, None]  # (2, 16, 25, 3): 1 mm per frame
+  mask = masking.sample_masking(jax.random.PRNGKey(2), x, t_patch=4, mask_ratio=0.9, tau=0.8)
+  params = jax.jit(model.init)(jax.random.PRNGKey(0), x, mask)["params"]
+  embed = lambda m: m.apply({"params": params}, x, method=lambda mod, v: mod.embed(v))  # noqa: E731
+  tokens, ref = embed(model), embed(model.clone(dtype=jnp.float32))
+  assert tokens.dtype == jnp.bfloat16 and ref.dtype == jnp.float32
+  np.testing.assert_array_equal(tokens, ref.astype(jnp.bfloat16))
+
+
 def test_einsum_attention_equals_jax_dot_product_attention():
   from stars_jax.models.transformer import Attention
 

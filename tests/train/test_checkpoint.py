@@ -52,6 +52,30 @@ def test_keeps_the_newest_and_saves_a_step_once(tmp_path):
   assert sorted(int(p.name) for p in tmp_path.iterdir() if p.name.isdigit()) == [2, 3]
 
 
+def test_keep_steps_survive_rotation_and_restore_by_epoch(tmp_path):
+  """A kept step outlives the rotation; `epochs` finds it through the recorded input-pipeline position (here 10
+  samples in batches of 4: 2 steps per epoch, so 2 epochs = step 4)."""
+  ckpt = checkpoint.Checkpointer(tmp_path, keep=2, keep_steps=[4])
+  for step in range(2, 12, 2):
+    ckpt.save(_state(step), {"iterator": {"num_samples": 10, "global_batch_size": 4}})
+  ckpt.close()
+  assert sorted(int(p.name) for p in tmp_path.iterdir() if p.name.isdigit()) == [4, 8, 10]
+  target = {"blocks_0": {"kernel": jnp.zeros((3, 4))}}
+  restored = checkpoint.restore_params(tmp_path, target, "linear.init", epochs=2)
+  np.testing.assert_array_equal(restored["blocks_0"]["kernel"], np.full((3, 4), 4.0))
+  assert float(checkpoint.restore_params(tmp_path, target, "linear.init")["blocks_0"]["kernel"][0, 0]) == 10.0
+  with pytest.raises(FileNotFoundError, match=r"after 3 epochs \(step 6; linear.init_epoch\).*\[4, 8, 10\]"):
+    checkpoint.restore_params(tmp_path, target, "linear.init", epochs=3)
+
+
+def test_restore_by_epoch_needs_a_recorded_pipeline_position(tmp_path):
+  ckpt = checkpoint.Checkpointer(tmp_path, keep=1)
+  ckpt.save(_state(1), {"imported": True})  # as an imported official checkpoint: no iterator
+  ckpt.close()
+  with pytest.raises(ValueError, match=r"no input-pipeline position.*set finetune.init_epoch=-1"):
+    checkpoint.restore_params(tmp_path, {"norm": {"scale": jnp.zeros(4)}}, "finetune.init", epochs=301)
+
+
 def test_restore_params_takes_the_newest_step_and_only_the_target(tmp_path):
   ckpt = checkpoint.Checkpointer(tmp_path, keep=3)
   for step in (1, 2):

@@ -23,6 +23,23 @@ def test_semi_supervised_subset_sizes_and_seeding(ratio, size):
   assert not np.array_equal(subset, classify.label_subset(labels, ratio, seed=4, class_balanced=False))
 
 
+def test_official_subset_is_the_union_of_per_rank_draws():
+  """SPEC §1.6 / §7.13: rank r seeds numpy's global RNG with seed + r, then keeps the first int(N ratio) of
+  np.random.permutation(N); with 2 ranks about twice the labels, and the same union for every repeat."""
+  n, ratio = 40_091, 0.01
+  union = classify.official_label_subset(n, ratio, seed=0, world_size=2)
+  per_rank = []
+  for rank in range(2):
+    np.random.seed(rank)  # the official main_finetune.py, rank `rank`, seed 0
+    per_rank.append(set(np.random.permutation(n)[:400].tolist()))
+  assert set(union.tolist()) == per_rank[0] | per_rank[1] and 790 <= len(union) <= 800
+  assert np.all(np.diff(union) > 0)
+  one_gpu = classify.official_label_subset(n, ratio, seed=0, world_size=1)
+  assert set(one_gpu.tolist()) == per_rank[0]
+  with pytest.raises(ValueError, match="world_size"):
+    classify.official_label_subset(n, ratio, seed=0, world_size=0)
+
+
 def test_class_balanced_subset_takes_the_fraction_of_every_class():
   labels = np.repeat(np.arange(4), [100, 50, 10, 3])
   subset = classify.label_subset(labels, 0.1, seed=0, class_balanced=True)
@@ -95,8 +112,23 @@ def test_finetune_semi_supervised_writes_its_subset_and_trains_everything(tiny_c
   run = classify.train(config, tmp_path / "ft", "finetune", sharding.make_mesh()).summary
   saved = json.loads((tmp_path / "ft" / "subset_indices.json").read_text())
   assert len(saved["indices"]) == 12 == run["num_train"] and saved["seed"] == config.seed
+  assert saved["subset_draw"] == "seeded"
   assert run["steps"] == 2 * (12 // 8)
   assert all(np.isfinite(h["loss"]) for h in run["loss_history"])
+
+
+def test_official_draw_is_selected_by_config_and_recorded(tiny_config, tmp_path):
+  config = _config(tiny_config, "finetune")
+  config.finetune.update(dict(data_ratio=0.25, subset_draw="official", world_size=3))
+  split = classify.labelled_train_split(config, "finetune", tmp_path)
+  saved = json.loads((tmp_path / "subset_indices.json").read_text())
+  n = len(open_split(tiny_config.data.path, "train"))
+  expected = classify.official_label_subset(n, 0.25, config.seed, 3)
+  assert saved["indices"] == expected.tolist() and len(split) == len(expected)
+  assert (saved["subset_draw"], saved["world_size"]) == ("official", 3)
+  config.finetune.subset_draw = "per_rank"
+  with pytest.raises(ValueError, match="finetune.subset_draw='per_rank'"):
+    classify.labelled_train_split(config, "finetune", None)
 
 
 def test_cached_linear_probe_from_a_parameter_tree(tiny_config):
