@@ -141,8 +141,8 @@ def measure(config: ml_collections.ConfigDict, workdir: pathlib.Path, mesh) -> d
   train16, _ = feats(bf16, "float32", train_split)
   out["trained"] = {
     **compare(test16, test32),
-    "knn1_float32_trained": 100 * knn.knn_accuracy(train32, train_y, test32, test_y),
-    "knn1_bfloat16_trained": 100 * knn.knn_accuracy(train16, train_y, test16, test_y),
+    "knn1_float32_trained": knn.knn_accuracy(train32, train_y, test32, test_y),
+    "knn1_bfloat16_trained": knn.knn_accuracy(train16, train_y, test16, test_y),
   }
   return out
 

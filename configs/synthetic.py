@@ -42,7 +42,7 @@ def _base(stage: str):
   config.data.synthetic.split = "xsub"
   config.data.synthetic.actions = SEEN_ACTIONS + HELD_OUT_ACTIONS
   config.data.synthetic.num_classes = len(config.data.synthetic.actions)  # fewer: the first ones
-  # Labels 12..15: 12 seen classes (432 training clips), 4 novel ones a random encoder tells apart only ~55 % of
+  # Labels 12..15: 12 seen classes (432 training clips), 4 novel ones a random encoder tells apart only 55-66 % of
   # the time (few-shot kNN-1; 25 % is chance).
   config.data.held_out_classes = tuple(range(len(SEEN_ACTIONS), config.data.synthetic.num_classes))
   config.data.window = 32  # shorter clips: 8 segments x 25 joints = 200 tokens per person
