@@ -15,7 +15,7 @@ import pytest
 
 from stars_jax import recipes, sharding
 from stars_jax.data import npz
-from stars_jax.train import guards, runner
+from stars_jax.train import checkpoint, guards, runner
 from stars_jax.train.checkpoint import Checkpointer
 from stars_jax.train.state import TrainState
 
@@ -128,6 +128,20 @@ def test_run_logs_checkpoints_calls_hooks_and_summarises(setup, tmp_path):
   assert any((tmp_path / "run" / "tensorboard").iterdir())
 
 
+def test_keep_epochs_saves_and_keeps_that_epochs_end_for_a_downstream_run(setup, tmp_path):
+  """keep_epochs=(1,) with 3 steps per epoch: step 3 is saved although checkpoints fall every 4 steps, outlives
+  the rotation to one kept checkpoint, and is what `restore_params(..., epochs=1)` reads."""
+  config, group, split = setup
+  group.update(dict(checkpoint_every_steps=4, keep_checkpoints=1, keep_epochs=(1,)))
+  result = runner.run(_stage(group, split, [], []), config, tmp_path / "run", sharding.make_mesh())
+  ckpt_dir = tmp_path / "run" / "checkpoints"
+  assert sorted(int(p.name) for p in ckpt_dir.iterdir() if p.name.isdigit()) == [3, 9]
+  after_one_epoch = checkpoint.restore_params(ckpt_dir, {"w": jnp.zeros(150)}, "linear.init", epochs=1)["w"]
+  newest = checkpoint.restore_params(ckpt_dir, {"w": jnp.zeros(150)}, "linear.init")["w"]
+  np.testing.assert_array_equal(newest, result.state.params["w"])
+  assert not np.array_equal(after_one_epoch, newest)
+
+
 def _losses(summary):
   """The logged history without its timing (clips/s differs between runs)."""
   return [{k: v for k, v in row.items() if k != "clips_per_s"} for row in summary["loss_history"]]
@@ -215,6 +229,7 @@ def test_divergence_stops_naming_the_step_and_never_saves_a_non_finite_state(set
     ("log_every_steps", 0, r"toy.log_every_steps=0 must be positive"),
     ("checkpoint_every_steps", -1, r"toy.checkpoint_every_steps=-1 must be >= 0"),
     ("keep_checkpoints", 0, r"toy.keep_checkpoints=0 must be positive"),
+    ("keep_epochs", (4,), r"toy.keep_epochs=\(4,\) must lie in \[1, toy.epochs=3\]"),
     ("batch_size", 12, r"toy.batch_size=12 must be a positive multiple of the 8 devices"),
     ("batch_size", 32, r"toy.batch_size=32 exceeds the 24 training samples of .*tiny.npz"),
   ],
