@@ -110,6 +110,7 @@ _SUBCOMMANDS: dict[str, str] = {
   "import-torch": "stars_jax.interop.import_torch",
   "export-torch": "stars_jax.interop.export_torch",
   "report": "stars_jax.evaluate.report",
+  "extract": "stars_jax.extract",
 }
 
 

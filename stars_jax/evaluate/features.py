@@ -1,6 +1,6 @@
 """Clip features of a frozen encoder over a whole split (eval crop, no augmentation)."""
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import jax
 import jax.experimental.multihost_utils as mhu
@@ -35,16 +35,23 @@ def make_embed_fn(encoder: Encoder, data_config: ml_collections.ConfigDict, mesh
   )
 
 
-def extract(
+def iter_features(
   embed: EmbedFn, params: dict, split: SkeletonSplit, batch_size: int, mesh: jax.sharding.Mesh
-) -> tuple[np.ndarray, np.ndarray]:
-  """Pooled features (N, D) float32 and labels (N,) of every sample of `split`, in order."""
-  feats, labels = [], []
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+  """(features (B', ...), labels (B',)) of consecutive global batches of `split`, in order, padding removed; every
+  process gets every batch."""
   for batch in pipeline.eval_batches(
     split, global_batch_size=batch_size, process_index=jax.process_index(), process_count=jax.process_count()
   ):
     x = sharding.global_batch(batch["x"], mesh)
     valid = np.asarray(mhu.process_allgather(batch["valid"], tiled=True))
-    feats.append(np.asarray(mhu.process_allgather(embed(params, x), tiled=True))[valid])
-    labels.append(np.asarray(mhu.process_allgather(batch["label"], tiled=True))[valid])
+    feats = np.asarray(mhu.process_allgather(embed(params, x), tiled=True))[valid]
+    yield feats, np.asarray(mhu.process_allgather(batch["label"], tiled=True))[valid]
+
+
+def extract(
+  embed: EmbedFn, params: dict, split: SkeletonSplit, batch_size: int, mesh: jax.sharding.Mesh
+) -> tuple[np.ndarray, np.ndarray]:
+  """Pooled features (N, D) float32 and labels (N,) of every sample of `split`, in order."""
+  feats, labels = zip(*iter_features(embed, params, split, batch_size, mesh))
   return np.concatenate(feats).astype(np.float32), np.concatenate(labels)
