@@ -111,6 +111,7 @@ _SUBCOMMANDS: dict[str, str] = {
   "export-torch": "stars_jax.interop.export_torch",
   "report": "stars_jax.evaluate.report",
   "extract": "stars_jax.extract",
+  "ensemble": "stars_jax.evaluate.ensemble",
 }
 
 

@@ -75,6 +75,7 @@ def data_config(path: str) -> ml_collections.ConfigDict:
       eval_p_interval=(0.95,),
       random_rot=True,
       rot_max=0.3,  # radians
+      stream="joint",  # model input after the transforms: 'joint', 'bone' (minus the parent joint), 'motion'
       held_out_classes=(),  # class ids removed from every training stage (few-shot protocol, SPEC §1.9)
       num_threads=4,  # grain reader threads per host
       prefetch=8,

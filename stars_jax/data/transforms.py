@@ -16,6 +16,13 @@ import numpy as np
 from stars_jax.data.npz import NUM_COORDS, NUM_JOINTS, NUM_PERSONS
 
 MIN_CROP_LENGTH = 64  # lower bound of the training crop length (official valid_crop_resize)
+# Kinect v2 bones as (child, parent), 1-based (SPEC §1.1); every joint is a child once, the spine-shoulder (21)
+# of itself, so its bone is zero.
+BONE_PAIRS = (
+  (1, 2), (2, 21), (3, 21), (4, 3), (5, 21), (6, 5), (7, 6), (8, 7), (9, 21), (10, 9), (11, 10), (12, 11), (13, 1),
+  (14, 13), (15, 14), (16, 15), (17, 1), (18, 17), (19, 18), (20, 19), (22, 23), (21, 21), (23, 8), (24, 25), (25, 12),
+)  # fmt: skip
+STREAMS = ("joint", "bone", "motion")
 _HIGHEST = jax.lax.Precision.HIGHEST
 
 
@@ -158,10 +165,32 @@ def _augment_sample(
   return x
 
 
+def to_stream(clips: jax.Array, stream: str) -> jax.Array:
+  """Joint coordinates (..., T, V, C) -> the input of a `stream`: 'joint' as is; 'bone' each joint minus its
+  parent (BONE_PAIRS); 'motion' x[t + 1] - x[t], the last frame zero. Absent (zero) persons stay zero."""
+  if stream == "joint":
+    return clips
+  if stream == "bone":
+    parent = np.zeros(NUM_JOINTS, np.int32)
+    for child, par in BONE_PAIRS:
+      parent[child - 1] = par - 1
+    return clips - jnp.take(clips, jnp.asarray(parent), axis=-2)
+  if stream == "motion":
+    return jnp.concatenate([clips[..., 1:, :, :] - clips[..., :-1, :, :], jnp.zeros_like(clips[..., :1, :, :])], -3)
+  raise ValueError(f"data.stream={stream!r}; choose one of {STREAMS}")
+
+
 def augment_batch(
-  key: jax.Array | None, x: jax.Array, *, p_interval: Sequence[float], window: int, rotate: bool, max_angle: float = 0.3
+  key: jax.Array | None,
+  x: jax.Array,
+  *,
+  p_interval: Sequence[float],
+  window: int,
+  rotate: bool,
+  max_angle: float = 0.3,
+  stream: str = "joint",
 ) -> jax.Array:
-  """Feeder transforms for a batch with independent per-sample randomness.
+  """Feeder transforms for a batch with independent per-sample randomness, then the input `stream`.
 
   x: (B, T, 150) raw samples -> (B, M, window, V, C) float32. `key` may be None only for the
   deterministic eval transform (one-element p_interval, no rotation).
@@ -173,14 +202,14 @@ def augment_batch(
   if key is None:
     if len(p_interval) != 1 or rotate:
       raise ValueError("augment_batch needs a PRNG key for random crops or rotation")
-    return jax.vmap(lambda s: fn(None, s))(x)
+    return to_stream(jax.vmap(lambda s: fn(None, s))(x), stream)
   keys = jax.random.split(key, x.shape[0])  # (B,) one key per sample
-  return jax.vmap(fn)(keys, x)
+  return to_stream(jax.vmap(fn)(keys, x), stream)
 
 
 def train_clips(key: jax.Array, x: jax.Array, data_config: Any) -> jax.Array:
-  """The training feeder of `config.data` (SPEC §1.6): random crop-resize and, if `random_rot`, rotation.
-  Raw (N, 300, 150) samples -> (N, M, window, V, C)."""
+  """The training feeder of `config.data` (SPEC §1.6): random crop-resize and, if `random_rot`, rotation, then
+  `data.stream`. Raw (N, 300, 150) samples -> (N, M, window, V, C)."""
   return augment_batch(
     key,
     x,
@@ -188,4 +217,5 @@ def train_clips(key: jax.Array, x: jax.Array, data_config: Any) -> jax.Array:
     window=data_config.window,
     rotate=bool(data_config.random_rot),
     max_angle=data_config.rot_max,
+    stream=data_config.stream,
   )

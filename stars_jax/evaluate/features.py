@@ -21,7 +21,12 @@ def make_feature_fn(clip_fn: ClipFn, data_config: ml_collections.ConfigDict, mes
 
   def embed(variables, x):
     clips = transforms.augment_batch(
-      None, x, p_interval=tuple(data_config.eval_p_interval), window=data_config.window, rotate=False
+      None,
+      x,
+      p_interval=tuple(data_config.eval_p_interval),
+      window=data_config.window,
+      rotate=False,
+      stream=data_config.stream,
     )  # (B, M, T, V, C)
     return clip_fn(variables, clips)
 

@@ -29,6 +29,7 @@ from stars_jax.train import checkpoint, guards, optim, runner
 from stars_jax.train.hooks import AccuracyHook
 from stars_jax.train.state import TrainState
 
+TEST_SCORES = "test_scores.npz"  # the final state's test logits and labels, under the stage's workdir
 # First tuned layer (models/stars.py numbering) of each protocol: the head only, or everything.
 FIRST_TUNED = {"linear": lambda depth: depth + 2, "finetune": lambda depth: 0}
 
@@ -196,7 +197,13 @@ def stage(
     )
     return [
       AccuracyHook(
-        predict, test_split, c.eval_batch_size, ctx.steps_per_epoch * c.eval_every_epochs, ctx.mesh, ctx.writer
+        predict,
+        test_split,
+        c.eval_batch_size,
+        ctx.steps_per_epoch * c.eval_every_epochs,
+        ctx.mesh,
+        ctx.writer,
+        scores_path=ctx.workdir / TEST_SCORES,
       )
     ]
 

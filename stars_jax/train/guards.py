@@ -128,12 +128,11 @@ def check_resumed_config(
   saved: dict[str, Any], config: ml_collections.ConfigDict, key: str, group: ml_collections.ConfigDict
 ) -> None:
   """Refuses to resume when a setting that changes the math differs from the checkpoint's (listing each as
-  saved -> now), unless `config.allow_config_change`."""
+  saved -> now), unless `config.allow_config_change`. Settings the checkpoint does not record were added by a
+  later version (whose defaults keep the earlier behaviour) and are not compared."""
   now = json.loads(json.dumps(math_settings(config, key, group), default=str))  # tuples as lists, as saved
   diff = [
-    f"{k}: {saved.get(k, '<absent>')!r} -> {now.get(k, '<absent>')!r}"
-    for k in sorted(set(saved) | set(now))
-    if saved.get(k, "<absent>") != now.get(k, "<absent>")
+    f"{k}: {saved[k]!r} -> {now.get(k, '<absent>')!r}" for k in sorted(saved) if saved[k] != now.get(k, "<absent>")
   ]
   if diff and not config.allow_config_change:
     raise ValueError(

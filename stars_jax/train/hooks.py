@@ -7,12 +7,14 @@ selection on the test split is available as `monitor.split='test'`; its numbers 
 """
 
 import logging
+import pathlib
 from typing import Any
 
 import jax
 import ml_collections
 import numpy as np
 
+from stars_jax import io
 from stars_jax.data.npz import SkeletonSplit
 from stars_jax.evaluate import features, knn
 from stars_jax.train.checkpoint import Checkpointer
@@ -123,7 +125,8 @@ class KnnMonitor(Hook):
 
 class AccuracyHook(Hook):
   """Test top-1 (percent) every `every_steps` steps and at the end; keeps the history, the best (official
-  convention: the maximum over epochs, SPEC §7.9) and the last value."""
+  convention: the maximum over epochs, SPEC §7.9) and the last value. With `scores_path`, the final state's test
+  logits (N, C) and labels (N,) are saved there as an npz (input of `stars-jax ensemble`)."""
 
   name = "eval"
 
@@ -135,13 +138,16 @@ class AccuracyHook(Hook):
     every_steps: int,
     mesh: jax.sharding.Mesh,
     writer: MetricWriter,
+    scores_path: pathlib.Path | None = None,
   ):
     self._predict, self._split, self._bs, self._every = predict, split, batch_size, every_steps
-    self._mesh, self._writer = mesh, writer
+    self._mesh, self._writer, self._scores_path = mesh, writer, scores_path
     self.history: list[dict[str, float]] = []
+    self._scores: tuple[int, np.ndarray, np.ndarray] | None = None  # (step, logits, labels) of the last record
 
   def evaluate(self, variables: dict) -> float:
     logits, y = features.extract(self._predict, variables, self._split, self._bs, self._mesh)
+    self._latest = (logits, y)
     return 100.0 * float(np.mean(np.argmax(logits, axis=-1) == y))
 
   def evaluates(self, step: int) -> bool:
@@ -153,6 +159,7 @@ class AccuracyHook(Hook):
 
   def record(self, step: int, state: TrainState) -> None:
     top1 = self.evaluate({"params": state.params, "batch_stats": state.batch_stats})
+    self._scores = (step, *self._latest)
     self.history.append({"step": step, "top1": top1})
     self._writer.write_scalars(step, {"eval/test_top1": top1})
     logging.info("step %d: test top-1 %.2f", step, top1)
@@ -160,6 +167,13 @@ class AccuracyHook(Hook):
   def finish(self, step: int, state: TrainState) -> dict[str, Any]:
     if not self.history or self.history[-1]["step"] != step:  # the run did not end on an evaluation step
       self.record(step, state)
+    if self._scores_path is not None:
+      if self._scores is None or self._scores[0] != step:  # resumed after the last evaluation
+        self.evaluate({"params": state.params, "batch_stats": state.batch_stats})
+        self._scores = (step, *self._latest)
+      if jax.process_index() == 0:
+        with io.atomic_path(self._scores_path) as tmp, open(tmp, "wb") as f:
+          np.savez(f, logits=self._scores[1].astype(np.float32), labels=self._scores[2].astype(np.int32))
     best = max(self.history, key=lambda h: h["top1"])
     return {"best": best["top1"], "best_step": best["step"], "last": self.history[-1]["top1"], "history": self.history}
 

@@ -31,7 +31,12 @@ QUEUE_ROWS = "queue/(embeddings|ids)"  # parameter-path regex of the queue's row
 def views(x: jax.Array, key: jax.Array, config: ml_collections.ConfigDict) -> jax.Array:
   """Raw (N, 300, 150) samples -> the tuning clips (N, M, window, V, C): crop-resize, no augmentation."""
   return transforms.augment_batch(
-    key, x, p_interval=tuple(config.stars.train_p_interval), window=config.data.window, rotate=False
+    key,
+    x,
+    p_interval=tuple(config.stars.train_p_interval),
+    window=config.data.window,
+    rotate=False,
+    stream=config.data.stream,
   )
 
 

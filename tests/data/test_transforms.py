@@ -198,3 +198,29 @@ def test_augment_batch_jit_and_sharded_match_eager():
   np.testing.assert_allclose(np.asarray(out), eager, rtol=1e-6, atol=1e-6)
   other = np.asarray(jitted(jax.random.key(43), x))
   assert not np.allclose(other, eager)
+
+
+def test_streams_bone_and_motion():
+  """bone: each joint minus its SPEC §1.1 parent (head 4 - neck 3; spine-shoulder 21 is its own parent: 0);
+  motion: next frame minus this one, last frame 0; an absent (zero) person stays zero in both."""
+  x = np.zeros((2, 5, 25, 3), np.float32)  # (M, T, V, C): person 1 absent
+  x[0] = np.random.default_rng(0).standard_normal((5, 25, 3))
+  bone = np.asarray(transforms.to_stream(jnp.asarray(x), "bone"))
+  np.testing.assert_array_equal(bone[0, :, 3], x[0, :, 3] - x[0, :, 2])
+  np.testing.assert_array_equal(bone[0, :, 0], x[0, :, 0] - x[0, :, 1])
+  assert not bone[0, :, 20].any() and not bone[1].any()
+  parents = dict(transforms.BONE_PAIRS)
+  assert sorted(parents) == list(range(1, 26))  # every joint has exactly one bone
+  motion = np.asarray(transforms.to_stream(jnp.asarray(x), "motion"))
+  np.testing.assert_array_equal(motion[0, :4], x[0, 1:] - x[0, :4])
+  assert not motion[:, 4].any() and not motion[1].any()
+  np.testing.assert_array_equal(transforms.to_stream(jnp.asarray(x), "joint"), x)
+  with pytest.raises(ValueError, match="data.stream='velocity'"):
+    transforms.to_stream(jnp.asarray(x), "velocity")
+
+
+def test_the_eval_feeder_applies_the_stream_after_the_crop():
+  x = jnp.asarray(_sample(200)[None])  # (1, T, 150)
+  joint = transforms.augment_batch(None, x, p_interval=(0.95,), window=32, rotate=False)
+  bone = transforms.augment_batch(None, x, p_interval=(0.95,), window=32, rotate=False, stream="bone")
+  np.testing.assert_array_equal(bone, transforms.to_stream(joint, "bone"))

@@ -100,6 +100,9 @@ def test_linear_probe_keeps_the_encoder_and_resumes(tiny_config, tmp_path):
   assert run["history"][0] == first["history"][0]  # the evaluation history is restored with the state
   assert [h["step"] for h in run["loss_history"]] == [1, 2, 3, 4, 5, 6]  # the history survives the resume
   assert run["best"] == max(h["top1"] for h in run["history"]) and run["last"] == run["history"][-1]["top1"]
+  with np.load(tmp_path / "run" / classify.TEST_SCORES) as scores:  # the final state's test logits, for ensembles
+    logits, labels = scores["logits"], scores["labels"]
+  assert logits.shape == (len(labels), 3) and 100.0 * np.mean(logits.argmax(1) == labels) == run["last"]
   fresh = _fresh(config, "linear")
   for name in ("blocks_0", "norm", "joints_embed"):  # frozen: bit-identical to the (seeded) initial encoder
     jax.tree.map(np.testing.assert_array_equal, result.state.params[name], fresh.params[name])

@@ -103,3 +103,14 @@ def test_fsdp_splits_the_wide_config_over_the_data_axis():
   per_device = sum(np.prod(s.shard_shape(p.shape)) for p, s in zip(leaves, shardings))
   assert 45e6 < total < 50e6
   assert per_device < 1.05 * total / 8  # only tensors below fsdp_min_size (norms, biases) stay replicated
+
+
+def test_data_stream_reaches_the_training_step(tiny_config, tmp_path):
+  """The same first batch under the joint and the bone stream: different inputs, so different first losses."""
+  tiny_config.pretrain.max_steps = 1
+  mesh = sharding.make_mesh(jax.devices()[:1])
+  losses = {}
+  for stream in ("joint", "bone"):
+    tiny_config.data.stream = stream
+    losses[stream] = pretrain.train(tiny_config, tmp_path / stream, mesh).summary["loss_history"][0]["loss"]
+  assert all(np.isfinite(v) for v in losses.values()) and losses["joint"] != losses["bone"]
