@@ -25,7 +25,7 @@ import ml_collections
 import numpy as np
 from numpy.lib import format as npy_format
 
-from stars_jax import recipes, sharding
+from stars_jax import io, recipes, sharding
 from stars_jax.data import npz, sources
 from stars_jax.evaluate import features
 from stars_jax.models import factory
@@ -70,8 +70,8 @@ def extract_features(
 
 
 class _NpzWriter:
-  """Streams row blocks into .npy files beside `out`, then stores them in `out` (an npz, uncompressed) and renames
-  it into place."""
+  """Streams row blocks into .npy files in a temporary directory beside `out`, then stores them in `out` (an npz,
+  uncompressed), written atomically."""
 
   def __init__(self, out: pathlib.Path, num_rows: int):
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -96,11 +96,10 @@ class _NpzWriter:
     shape = tuple(self._features.shape)
     del self._features
     np.save(os.path.join(self._dir.name, "labels.npy"), self._labels)
-    partial = pathlib.Path(self._dir.name) / "out.npz"
-    with zipfile.ZipFile(partial, "w", zipfile.ZIP_STORED, allowZip64=True) as zf:
-      for name in ("features", "labels"):
-        zf.write(os.path.join(self._dir.name, f"{name}.npy"), f"{name}.npy")
-    os.replace(partial, self._out)
+    with io.atomic_path(self._out) as tmp:
+      with zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED, allowZip64=True) as zf:
+        for name in ("features", "labels"):
+          zf.write(os.path.join(self._dir.name, f"{name}.npy"), f"{name}.npy")
     self._dir.cleanup()
     return shape
 

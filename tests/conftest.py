@@ -55,6 +55,16 @@ def tiny_config(tmp_path):
   return config
 
 
+@pytest.fixture
+def tiny_config_file(tiny_config, tmp_path) -> pathlib.Path:
+  """`tiny_config` as a config file, for `--config=` on the command line."""
+  path = tmp_path / "tiny_config.py"
+  path.write_text(
+    f"import ml_collections\n\n\ndef get_config():\n  return ml_collections.ConfigDict({tiny_config.to_dict()!r})\n"
+  )
+  return path
+
+
 def pytest_addoption(parser):
   parser.addoption(
     "--torch-reference",

@@ -15,14 +15,6 @@ from stars_jax.models import factory
 from stars_jax.train import checkpoint
 from stars_jax.train.state import TrainState
 
-CONFIG = """
-import ml_collections
-
-
-def get_config():
-  return ml_collections.ConfigDict({values!r})
-"""
-
 
 @pytest.fixture
 def encoder_run(tiny_config, tmp_path):
@@ -70,11 +62,9 @@ def test_per_token_features_pool_to_the_pooled_ones(tiny_config, encoder_run, tm
     np.testing.assert_allclose(t.mean(axis=(1, 2, 3), dtype=np.float32), pooled["features"], rtol=0, atol=bound)
 
 
-def test_command_line_writes_the_file_and_names_a_missing_checkpoint(tiny_config, encoder_run, tmp_path):
+def test_command_line_writes_the_file_and_names_a_missing_checkpoint(tiny_config_file, encoder_run, tmp_path):
   directory, _ = encoder_run
-  config_file = tmp_path / "cfg.py"
-  config_file.write_text(CONFIG.format(values=tiny_config.to_dict()))
-  cmd = [sys.executable, "-m", "stars_jax.main", "extract", f"--config={config_file}", "--batch_size=8"]
+  cmd = [sys.executable, "-m", "stars_jax.main", "extract", f"--config={tiny_config_file}", "--batch_size=8"]
   ok = subprocess.run(cmd + [f"--init={directory}", f"--out={tmp_path / 'f.npz'}"], capture_output=True, text=True)
   assert ok.returncode == 0, ok.stderr[-2000:]
   assert "wrote" in ok.stdout and (tmp_path / "f.npz").is_file()

@@ -22,6 +22,7 @@ BONE_PAIRS = (
   (1, 2), (2, 21), (3, 21), (4, 3), (5, 21), (6, 5), (7, 6), (8, 7), (9, 21), (10, 9), (11, 10), (12, 11), (13, 1),
   (14, 13), (15, 14), (16, 15), (17, 1), (18, 17), (19, 18), (20, 19), (22, 23), (21, 21), (23, 8), (24, 25), (25, 12),
 )  # fmt: skip
+_PARENT = np.array([parent - 1 for _, parent in sorted(BONE_PAIRS)], np.int32)  # (V,) 0-based parent of each joint
 STREAMS = ("joint", "bone", "motion")
 _HIGHEST = jax.lax.Precision.HIGHEST
 
@@ -171,10 +172,7 @@ def to_stream(clips: jax.Array, stream: str) -> jax.Array:
   if stream == "joint":
     return clips
   if stream == "bone":
-    parent = np.zeros(NUM_JOINTS, np.int32)
-    for child, par in BONE_PAIRS:
-      parent[child - 1] = par - 1
-    return clips - jnp.take(clips, jnp.asarray(parent), axis=-2)
+    return clips - jnp.take(clips, jnp.asarray(_PARENT), axis=-2)
   if stream == "motion":
     return jnp.concatenate([clips[..., 1:, :, :] - clips[..., :-1, :, :], jnp.zeros_like(clips[..., :1, :, :])], -3)
   raise ValueError(f"data.stream={stream!r}; choose one of {STREAMS}")

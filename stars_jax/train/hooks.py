@@ -145,9 +145,11 @@ class AccuracyHook(Hook):
     self.history: list[dict[str, float]] = []
     self._scores: tuple[int, np.ndarray, np.ndarray] | None = None  # (step, logits, labels) of the last record
 
-  def evaluate(self, variables: dict) -> float:
+  def _score(self, step: int, state: TrainState) -> float:
+    """Test top-1 of `state`; its logits and labels are kept as the scores of `step`."""
+    variables = {"params": state.params, "batch_stats": state.batch_stats}
     logits, y = features.extract(self._predict, variables, self._split, self._bs, self._mesh)
-    self._latest = (logits, y)
+    self._scores = (step, logits, y)
     return 100.0 * float(np.mean(np.argmax(logits, axis=-1) == y))
 
   def evaluates(self, step: int) -> bool:
@@ -158,8 +160,7 @@ class AccuracyHook(Hook):
       self.record(step, state)
 
   def record(self, step: int, state: TrainState) -> None:
-    top1 = self.evaluate({"params": state.params, "batch_stats": state.batch_stats})
-    self._scores = (step, *self._latest)
+    top1 = self._score(step, state)
     self.history.append({"step": step, "top1": top1})
     self._writer.write_scalars(step, {"eval/test_top1": top1})
     logging.info("step %d: test top-1 %.2f", step, top1)
@@ -169,8 +170,7 @@ class AccuracyHook(Hook):
       self.record(step, state)
     if self._scores_path is not None:
       if self._scores is None or self._scores[0] != step:  # resumed after the last evaluation
-        self.evaluate({"params": state.params, "batch_stats": state.batch_stats})
-        self._scores = (step, *self._latest)
+        self._score(step, state)
       if jax.process_index() == 0:
         with io.atomic_path(self._scores_path) as tmp, open(tmp, "wb") as f:
           np.savez(f, logits=self._scores[1].astype(np.float32), labels=self._scores[2].astype(np.int32))

@@ -25,13 +25,6 @@ from stars_jax.train import checkpoint
 pytestmark = [pytest.mark.multihost, pytest.mark.slow]
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
-CONFIG = """
-import ml_collections
-
-
-def get_config():
-  return ml_collections.ConfigDict({values!r})
-"""
 TIMEOUT_S = 600
 MOMENTUM = 0.9
 
@@ -117,9 +110,8 @@ def _assert_same(actual: dict[str, np.ndarray], expected: dict[str, np.ndarray],
     np.testing.assert_allclose(actual[name], expected[name], rtol=1e-6, atol=atol, err_msg=name)
 
 
-def test_two_processes_match_one_and_resume_in_one(tmp_path, tiny_config):
-  config_file = tmp_path / "tiny_config.py"
-  config_file.write_text(CONFIG.format(values=tiny_config.to_dict()))  # conftest's tiny pretraining config
+def test_two_processes_match_one_and_resume_in_one(tmp_path, tiny_config_file):
+  config_file = tiny_config_file  # conftest's tiny pretraining config
   single, multi = tmp_path / "single", tmp_path / "multi"
 
   _launch(config_file, single, processes=1, max_steps=6)  # checkpoints at steps 3 and 6
