@@ -30,6 +30,7 @@ from stars_jax.data import class_names, sources
 from stars_jax.evaluate import curves, probe, report
 from stars_jax.models import factory
 from stars_jax.models.mamp import encoder_params
+from stars_jax.pipeline import job as pipeline_job
 from stars_jax.train import checkpoint, classify, guards, linear_cached, pretrain, tune
 
 Job = Callable[[ml_collections.ConfigDict, pathlib.Path, jax.sharding.Mesh], dict[str, Any]]
@@ -171,4 +172,5 @@ JOBS: dict[str, Job] = {
   "linear": linear_job,
   "finetune": finetune_job,
   "evaluate": evaluate_job,
+  "pipeline": pipeline_job.run,
 }
