@@ -49,7 +49,7 @@ def run_ours(stage: str, dtype: str, batch: int, steps: int, warmup: int) -> dic
   import jax
   import numpy as np
 
-  from stars_jax import recipes, sharding
+  from stars_jax import recipes, sharding, tuning_recipes
   from stars_jax.train import pretrain, tune
   from stars_jax.train import state as state_lib
 
@@ -60,7 +60,7 @@ def run_ours(stage: str, dtype: str, batch: int, steps: int, warmup: int) -> dic
     config = recipes.mamp_pretrain("ntu60", "xsub")
     config.pretrain.batch_size = batch
   else:
-    config = recipes.stars_tune("ntu60", "xsub", "merged")
+    config = tuning_recipes.stars_tune("ntu60", "xsub", "merged")
     config.stars.batch_size = batch
   config.model.compute_dtype = dtype
   with tempfile.TemporaryDirectory() as tmp:  # the stage opens its splits when built: these clips, one epoch

@@ -11,17 +11,17 @@ selected checkpoint runs/stars_<dataset>_<split>_second/best: head, BN statistic
 --config.stars.init=DIR (e.g. an imported official checkpoint).
 """
 
-from stars_jax import recipes
+from stars_jax import recipes, tuning_recipes
 
 
 def get_config(arg: str = ""):
   name, _, recipe = arg.rpartition("_")
   dataset, split = recipes.parse_dataset_split(name, "configs/stars.py")
-  if dataset not in recipes.STARS_LAYER_DECAY:
+  if dataset not in tuning_recipes.STARS_LAYER_DECAY:
     raise ValueError(
-      f"configs/stars.py: STARS has no recipe for {dataset}; choose one of {sorted(recipes.STARS_LAYER_DECAY)}"
+      f"configs/stars.py: STARS has no recipe for {dataset}; choose one of {sorted(tuning_recipes.STARS_LAYER_DECAY)}"
     )
-  config = recipes.stars_tune(dataset, split, recipe)
+  config = tuning_recipes.stars_tune(dataset, split, recipe)
   # PKU-II starts from the STARS repository's own MAMP retraining (configs/mamp.py:pku2_xsub_stars, SPEC §3.2).
   stage1 = recipes.mamp_checkpoints(dataset, split, stars_copy=dataset == "pku2")
   config.stars.init = f"runs/stars_{dataset}_{split}_second/best" if recipe == "third" else stage1

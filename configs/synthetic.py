@@ -15,7 +15,7 @@ results.json and report.md compare the stage-1 and tuned encoders (next to a ran
 quality (silhouette, k-means NMI / ARI); t-SNE and confusion plots go to plots/.
 """
 
-from stars_jax import recipes
+from stars_jax import recipes, tuning_recipes
 
 VARIANTS = ("", "evaluate", "finetune")
 SEEN_ACTIONS = (
@@ -75,7 +75,7 @@ def get_config(variant: str = ""):
   config.pretrain.update(dict(batch_size=32, epochs=120, checkpoint_every_steps=100, log_every_steps=10))
   config.pretrain.schedule.update(dict(warmup_epochs=2, min_lr=5e-4))
   # Stage 2: the official 'merged' recipe (upper half of the blocks, final norm, head; SPEC §4.1).
-  config.stars = recipes.stars_group("merged", layer_decay=recipes.STARS_LAYER_DECAY["ntu60"])
+  config.stars = tuning_recipes.stars_group("merged", layer_decay=tuning_recipes.STARS_LAYER_DECAY["ntu60"])
   config.stars.update(dict(epochs=10, batch_size=32, head_hidden_dim=512, log_every_steps=10))
   config.stars.queue.size = 320  # ~0.75 epoch of the 432 training clips, as 32768 is of NTU-60 XSub
   config.stars.monitor.batch_size = 128

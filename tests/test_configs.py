@@ -4,17 +4,18 @@ import pathlib
 
 import pytest
 
-from stars_jax import jobs, recipes
+from stars_jax import jobs, recipes, tuning_recipes
 from stars_jax.models import factory
 
 CONFIGS = pathlib.Path(__file__).parents[1] / "configs"
 SPLITS = [f"{d}_{s}" for d, s in recipes.NPZ_FILES]
-STARS_SPLITS = [n for n in SPLITS if n.split("_")[0] in recipes.STARS_LAYER_DECAY]
+STARS_SPLITS = [n for n in SPLITS if n.split("_")[0] in tuning_recipes.STARS_LAYER_DECAY]
 SPECS = (
   [f"synthetic.py{v and ':' + v}" for v in ("", "evaluate", "finetune")]
   + [f"mamp.py:{n}" for n in SPLITS]
   + ["mamp.py:ntu60_xsub_wide", "mamp.py:pku2_xsub_stars"]
-  + [f"stars.py:{n}_{r}" for n in STARS_SPLITS for r in recipes.STARS_RECIPES]
+  + [f"stars.py:{n}_{r}" for n in STARS_SPLITS for r in tuning_recipes.STARS_RECIPES]
+  + [f"{o}.py:ntu60_{s}_{r}" for o in ("moco", "dino") for s in ("xsub", "xview") for r in ("second", "third")]
   + [f"linear.py:{n}" for n in SPLITS]
   + [f"finetune.py:{n}" for n in SPLITS]
   + [f"finetune.py:{n}_{s}" for n in ("ntu60_xsub", "ntu60_xview") for s in ("semi1", "semi10")]
@@ -70,6 +71,7 @@ def test_config_loads_with_one_shape(spec):
     "mamp.py:ntu60",
     "stars.py:pku1_xsub_second",
     "stars.py:ntu60_xsub_fourth",
+    "moco.py:ntu60_xsub_merged",
     "linear.py:ntu60_xset",
     "finetune.py:pku2_xsub_from_kinetics",
     "synthetic.py:fast",
@@ -197,3 +199,33 @@ def test_held_out_classes_spread_over_the_range():
   assert recipes.held_out_classes(15, 3) == (4, 9, 14)
   with pytest.raises(ValueError):
     recipes.held_out_classes(3, 3)
+
+
+@pytest.mark.parametrize("objective", ["moco", "dino"])
+def test_ablation_recipes_carry_the_official_numbers(objective):
+  """SPEC §4.11: epochs, layer decay and starting points of `{moco,dino}tuning_*`; the rest as NNCLR (§4.6)."""
+  epochs = {("moco", "second"): 20, ("moco", "third"): 10, ("dino", "second"): 20, ("dino", "third"): 20}
+  decay = {("moco", "second"): 0.45, ("moco", "third"): 0.45, ("dino", "second"): 0.65, ("dino", "third"): 0.45}
+  for split in ("xsub", "xview"):
+    for recipe in ("second", "third"):
+      s = _load(f"{objective}.py:ntu60_{split}_{recipe}").stars
+      assert (s.objective, s.recipe, s.epochs) == (objective, recipe, epochs[(objective, recipe)])
+      assert s.optim.layer_decay == decay[(objective, recipe)]
+      assert (s.optim.name, s.optim.lr, s.optim.b2, s.optim.clip, s.optim.clip_norm) == (
+        "adamw",
+        1e-3,
+        0.95,
+        "per_tensor",
+        3.0,
+      )
+      assert s.batch_size == 128 and s.queue.size == 32768 and s.bn_updates_per_step == 1
+      # Both second stages start from the XSub MAMP run, as the official configs (SPEC §7.17).
+      second_init = "runs/mamp_ntu60_xsub/checkpoints"
+      assert s.init == (second_init if recipe == "second" else f"runs/{objective}_ntu60_{split}_second/best")
+  m = _load("moco.py:ntu60_xsub_second").stars.moco
+  assert (m.momentum, m.temperature, m.pointer_skip) == (0.999, 0.07, 32)
+  d = _load("dino.py:ntu60_xsub_second").stars.dino
+  assert (d.out_dim, d.teacher_momentum, d.teacher_temperature, d.student_temperature) == (128, 0.996, 0.04, 0.1)
+  assert (d.sinkhorn_iterations, d.koleo_weight, d.momentum_steps_per_epoch) == (3, 0.1, 1252)
+  with pytest.raises(ValueError, match="NTU-60 only"):
+    _load(f"{objective}.py:ntu120_xsub_second")

@@ -2,7 +2,7 @@
 
 import pytest
 
-from stars_jax import jobs, recipes, sharding
+from stars_jax import jobs, recipes, sharding, tuning_recipes
 
 
 @pytest.mark.parametrize(
@@ -18,7 +18,7 @@ from stars_jax import jobs, recipes, sharding
 def test_a_bad_later_stage_setting_fails_before_stage_1_trains(tiny_config, tmp_path, setting, value, message):
   config = tiny_config
   config.stage = "pretrain_tune"
-  config.stars = recipes.stars_group("merged", layer_decay=0.45)
+  config.stars = tuning_recipes.stars_group("merged", layer_decay=0.45)
   config.stars.update(dict(batch_size=8, head_hidden_dim=32))
   config.stars.queue.size = 16
   config.linear = recipes.linear_group()

@@ -8,7 +8,7 @@ import ml_collections
 
 from stars_jax.models.classifier import Classifier
 from stars_jax.models.mamp import MAMP, Encoder
-from stars_jax.models.stars import STARS
+from stars_jax.models.stars import STARS, DINOTuner
 
 
 def compute_dtype(name: str) -> jnp.dtype:
@@ -61,6 +61,15 @@ def stars(config: ml_collections.ConfigDict) -> STARS:
     **encoder_kwargs(config),
     head_hidden_dim=s.head_hidden_dim,
     bn_updates_per_step=s.bn_updates_per_step,
+    first_tuned_layer=first_tuned_layer(s.recipe, config.model.depth),
+  )
+
+
+def dino(config: ml_collections.ConfigDict) -> DINOTuner:
+  s = config.stars
+  return DINOTuner(
+    **encoder_kwargs(config),
+    out_dim=s.dino.out_dim,
     first_tuned_layer=first_tuned_layer(s.recipe, config.model.depth),
   )
 

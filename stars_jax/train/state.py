@@ -13,7 +13,8 @@ from stars_jax import sharding
 @flax.struct.dataclass
 class TrainState:
   """Everything a step reads and writes. `rng` is the run's base key; step keys are fold_in(rng, step).
-  `batch_stats` is {} for models without BatchNorm; `queue` (a SupportQueue) is None outside STARS."""
+  `batch_stats` is {} for models without BatchNorm; `queue` (a SupportQueue) is None outside the NNCLR and MoCo
+  tuning stages; `teacher` ({'params', 'batch_stats'}, the EMA model of MoCo and DINO tuning) is None elsewhere."""
 
   step: jax.Array
   params: Any
@@ -21,6 +22,7 @@ class TrainState:
   opt_state: Any
   rng: jax.Array
   queue: Any | None = None
+  teacher: Any | None = None
 
 
 def create_sharded(

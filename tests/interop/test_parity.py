@@ -15,13 +15,13 @@ import numpy as np
 import optax
 import pytest
 
-from stars_jax import losses, masking, recipes, sharding
+from stars_jax import losses, masking, recipes, sharding, tuning_recipes
 from stars_jax.interop import parity, torch_checkpoint
 from stars_jax.models import factory
 from stars_jax.models.classifier import Classifier
 from stars_jax.models.mamp import MAMP, Encoder
 from stars_jax.models.stars import STARS
-from stars_jax.train import optim, tune
+from stars_jax.train import nnclr, optim, tune, tuning
 from stars_jax.train import state as state_lib
 from stars_jax.train.optim import FROZEN
 
@@ -266,7 +266,7 @@ def test_encoder_and_classifier_heads(official, tmp_path, protocol):
 
 def stars_pair(official, torch, tmp_path, data_path: str):
   """An official SkeletonNNCLR with perturbed head and a filled queue, and our tuning state imported from it
-  through the STARS stage (`tune.stage`: state creation, `tune.load_init`). `data_path`: an npz for the
+  through the STARS stage (`tune.stage`: state creation, `tuning.load_init`). `data_path`: an npz for the
   stage's splits (opened when the stage is built, never read here), e.g. the `tiny_config` fixture's."""
   model = parity.nnclr(
     official,
@@ -287,7 +287,7 @@ def stars_pair(official, torch, tmp_path, data_path: str):
     model.queue_ptr.fill_(N)
   torch.save(model.state_dict(), tmp_path / "stars.pt")
   torch_checkpoint.import_checkpoint(tmp_path / "stars.pt", tmp_path / "stars")
-  config = recipes.stars_tune("ntu60", "xsub", "merged")
+  config = tuning_recipes.stars_tune("ntu60", "xsub", "merged")
   config.data.update(path=data_path, window=FRAMES, num_threads=1)
   config.model.update(dim=DIM, depth=DEPTH, num_heads=HEADS, compute_dtype="float32")
   config.stars.update(head_hidden_dim=HIDDEN, batch_size=N, init=str(tmp_path / "stars"))
@@ -296,7 +296,7 @@ def stars_pair(official, torch, tmp_path, data_path: str):
   mesh = sharding.make_mesh()
   stage = tune.stage(config, mesh)
   state, shardings = state_lib.create_sharded(stage.create, mesh, config.sharding, stage.rules)
-  state = tune.load_init(state, config.stars.init)
+  state = tuning.load_init(state, config.stars.init)
   # The stage's optimizer, rebuilt here to apply it to given gradients (its schedule is constant).
   labels = optim.param_labels(state.params, ours.depth, ours.first_tuned_layer)
   tx = optim.make_optimizer(config.stars.optim, optim.make_schedule(config.stars, 10), labels, ours.depth)
@@ -360,14 +360,14 @@ def test_stars_head_outputs(official, tmp_path, tiny_config):
 
 @pytest.mark.torch
 def test_stars_optimizer_step(official, tmp_path, tiny_config):
-  """One STARS 'merged' step. Our jitted `tune.train_step` against the official processor's step: loss, BN
+  """One STARS 'merged' step. Our jitted `nnclr.train_step` against the official processor's step: loss, BN
   statistics (moved twice), queue; the gradients of the tuned tensors; and our optimizer (per-tensor clipping,
   AdamW groups with layer decay, frozen layers) from the official gradients (see test_mamp_optimizer_step)."""
   import torch
 
   model, ours, config, state, (step, tx, labels) = stars_pair(official, torch, tmp_path, tiny_config.data.path)
   x, ids = raw_samples()
-  clips_ = tune.views(jnp.asarray(x), jax.random.PRNGKey(0), config)  # deterministic (p_interval [1.0])
+  clips_ = tuning.views(jnp.asarray(x), jax.random.PRNGKey(0), config)  # deterministic (p_interval [1.0])
   processor = types.SimpleNamespace(
     model=types.SimpleNamespace(encoder_student=model.encoder_student),
     io=types.SimpleNamespace(print_log=lambda *a: None),
@@ -396,7 +396,7 @@ def test_stars_optimizer_step(official, tmp_path, tiny_config):
     {k[len(torch_checkpoint.STUDENT) :]: v for k, v in after.items() if k.startswith(torch_checkpoint.STUDENT)}
   )
 
-  grads, _ = jax.grad(tune.loss_fn, has_aux=True)(
+  grads, _ = jax.grad(nnclr.loss_fn, has_aux=True)(
     state.params, state.batch_stats, ours, clips_, jnp.asarray(ids), state.queue, None, config.stars
   )
   label_of = {jax.tree_util.keystr(p): v for p, v in jax.tree_util.tree_flatten_with_path(labels)[0]}

@@ -13,12 +13,12 @@ import numpy as np
 import pytest
 
 from stars_jax import main as cli
-from stars_jax import recipes, sharding, support_queue
+from stars_jax import sharding, support_queue, tuning_recipes
 from stars_jax.interop import export_torch, import_torch, pth, torch_checkpoint
 from stars_jax.models.classifier import Classifier
 from stars_jax.models.mamp import MAMP
 from stars_jax.models.stars import STARS
-from stars_jax.train import checkpoint, tune
+from stars_jax.train import checkpoint, tune, tuning
 from stars_jax.train import state as state_lib
 
 
@@ -240,7 +240,7 @@ def test_import_export_round_trip_is_exact(tmp_path, kind):
 
 
 def tiny_tune_config(init: str, data_path: str):
-  config = recipes.stars_tune("ntu60", "xsub", "third")
+  config = tuning_recipes.stars_tune("ntu60", "xsub", "third")
   config.data.update(path=data_path, window=16, num_threads=1)
   config.model.update(dim=32, depth=2, num_heads=4, compute_dtype="float32")
   config.stars.update(head_hidden_dim=64, batch_size=8, init=init)
@@ -260,7 +260,7 @@ def test_imported_checkpoint_initialises_stars(tmp_path, tiny_config, kind):
   stage = tune.stage(config, mesh)
   state, _ = state_lib.create_sharded(stage.create, mesh, config.sharding, stage.rules)
   fresh_head = jax.device_get(state.params["head"])
-  state = tune.load_init(state, config.stars.init)
+  state = tuning.load_init(state, config.stars.init)
   state_dict = source["model"] if kind == "mamp" else {k.removeprefix("encoder_student."): v for k, v in source.items()}
   expected = torch_checkpoint.to_flax({k: v for k, v in state_dict.items() if not k.startswith(("decoder", "mask"))})
   params = jax.device_get(state.params)

@@ -9,7 +9,7 @@ import numpy as np
 import optax
 import pytest
 
-from stars_jax import masking, recipes
+from stars_jax import masking, recipes, tuning_recipes
 from stars_jax.models.mamp import MAMP
 from stars_jax.models.stars import STARS
 from stars_jax.pytree import path_name
@@ -32,7 +32,7 @@ def test_make_schedule_reads_the_group():
   sched = optim.make_schedule(group, steps_per_epoch=313)
   assert float(sched(0)) == 0.0 and float(sched(313 * 20)) == pytest.approx(1e-3)
   assert float(sched(313 * 400)) == pytest.approx(5e-4)
-  stars = recipes.stars_group("merged", 0.45)
+  stars = tuning_recipes.stars_group("merged", 0.45)
   assert float(optim.make_schedule(stars, 10)(123)) == pytest.approx(1e-3)
   stars.schedule.name = "step"
   with pytest.raises(ValueError, match="schedule.name"):

@@ -6,9 +6,9 @@ import jax
 import numpy as np
 import pytest
 
-from stars_jax import recipes, sharding
+from stars_jax import sharding, tuning_recipes
 from stars_jax.data.npz import open_split
-from stars_jax.train import pretrain, tune
+from stars_jax.train import pretrain, tune, tuning
 from stars_jax.train import state as state_lib
 from stars_jax.train.optim import FROZEN
 
@@ -17,7 +17,7 @@ from stars_jax.train.optim import FROZEN
 def tune_config(tiny_config):
   """tiny_config plus STARS options sized for CPU tests ('merged' recipe, queue not a multiple of the batch)."""
   config = tiny_config
-  config.stars = recipes.stars_group("merged", layer_decay=0.45)
+  config.stars = tuning_recipes.stars_group("merged", layer_decay=0.45)
   config.stars.update(dict(epochs=2, batch_size=8, head_hidden_dim=32, log_every_steps=1))
   config.stars.queue.size = 20
   config.stars.monitor.update(dict(val_fraction=0.25, ks=(1, 3), batch_size=8))
@@ -138,7 +138,7 @@ def test_init_from_mamp_checkpoint(tune_config, tmp_path):
   tune_config.pretrain.max_steps = 2
   stage1 = pretrain.train(tune_config, tmp_path / "stage1", sharding.make_mesh(jax.devices()[:1]))
   _, _, state, _, _ = _setup(tune_config, jax.devices()[:1])
-  loaded = tune.load_init(state, tmp_path / "stage1" / "checkpoints")
+  loaded = tuning.load_init(state, tmp_path / "stage1" / "checkpoints")
   mamp = jax.device_get(stage1.state.params)
   for name in ("blocks_0", "norm", "joints_embed", "temp_embed"):
     jax.tree.map(np.testing.assert_array_equal, mamp[name], jax.device_get(loaded.params[name]))
@@ -146,12 +146,12 @@ def test_init_from_mamp_checkpoint(tune_config, tmp_path):
     np.testing.assert_array_equal, jax.device_get(state.params["head"]), jax.device_get(loaded.params["head"])
   )  # the head stays as initialised
   with pytest.raises(FileNotFoundError, match="stars.init"):
-    tune.load_init(state, tmp_path / "missing")
+    tuning.load_init(state, tmp_path / "missing")
   assert not (tmp_path / "missing").exists()  # a wrong path is reported, not created
   tune_config.model.dim = 64
   _, _, wrong, _, _ = _setup(tune_config, jax.devices()[:1])
   with pytest.raises(ValueError, match="temp_embed|pos_embed|joints_embed|blocks_0"):
-    tune.load_init(wrong, tmp_path / "stage1" / "checkpoints")
+    tuning.load_init(wrong, tmp_path / "stage1" / "checkpoints")
 
 
 def _losses(summary):

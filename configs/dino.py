@@ -1,0 +1,18 @@
+"""DINO tuning, the STARS repository's ablation of its NNCLR objective (SPEC §4.11): a momentum teacher,
+Sinkhorn–Knopp targets and the KoLeo regulariser (`stars_jax.train.dino`).
+
+  stars-jax --config=configs/dino.py:ntu60_xsub_second --workdir=runs/dino_ntu60_xsub_second
+  stars-jax --config=configs/dino.py:ntu60_xsub_third --workdir=runs/dino_ntu60_xsub_third
+
+Recipes (official `dinotuning_<split>_<recipe>.yaml`): ntu60_xsub, ntu60_xview x second (head only, 20 epochs,
+from MAMP) / third (blocks 4-7, final norm and head, 20 epochs, layer decay 0.45, from the second stage's
+selected checkpoint). As in the official configs, XView's second stage starts from the XSub MAMP run (SPEC
+§7.17): give --config.stars.init=runs/mamp_ntu60_xview/checkpoints for the matching split. Any NNCLR config runs
+this objective with --config.stars.objective=dino.
+"""
+
+from stars_jax import tuning_recipes
+
+
+def get_config(arg: str = ""):
+  return tuning_recipes.ablation_config(arg, "dino", "configs/dino.py")
