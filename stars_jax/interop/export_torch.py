@@ -1,9 +1,10 @@
-"""`stars-jax export-torch DIR --out FILE.pth [--format auto|mamp|stars]`: our newest checkpoint under DIR
-(a MAMP, STARS or classifier run's checkpoints/ or best/) -> an official-layout PyTorch file.
+"""`stars-jax export-torch DIR --out FILE.pth [--format auto|mamp|stars|moco|dino]`: our newest checkpoint under
+DIR (a MAMP, tuning or classifier run's checkpoints/ or best/) -> an official-layout PyTorch file.
 
 'mamp' writes {'model': state_dict} (MAMP's linear/fine-tune scripts, STARS' knn_eval.py and stage-2 init);
 'stars' writes the raw SkeletonNNCLR state dict (encoder_student.*, head, queue: STARS' stage 3 and its
-evaluation scripts). 'auto' picks 'stars' when the checkpoint has a support queue. PyTorch is not needed.
+evaluation scripts); 'moco' / 'dino' the ablations' state dicts (student, teacher, MoCo's key queue: their third
+stages). 'auto' picks the tuning format of a checkpoint with a teacher or queue. PyTorch is not needed.
 """
 
 import argparse

@@ -1,7 +1,9 @@
-"""`stars-jax import-torch CKPT --out DIR`: an official MAMP/STARS PyTorch checkpoint -> our orbax checkpoint.
+"""`stars-jax import-torch CKPT --out DIR`: an official MAMP / STARS / MoCo / DINO PyTorch checkpoint -> our orbax
+checkpoint.
 
-DIR can then be given to `--config.stars.init=DIR` (a MAMP checkpoint starts STARS from the official stage-1
-weights; a STARS checkpoint also restores the head, BatchNorm statistics and queue) or to evaluation.
+DIR can then be given to `--config.stars.init=DIR` (a MAMP checkpoint starts tuning from the official stage-1
+weights; a STARS, MoCo or DINO tuning checkpoint also restores the head, BatchNorm statistics, queue and teacher
+of that objective) or to evaluation.
 PyTorch is not needed.
 """
 
@@ -14,7 +16,7 @@ from stars_jax.interop import torch_checkpoint
 
 def main(argv: list[str]) -> int:
   parser = argparse.ArgumentParser(prog="stars-jax import-torch", description=__doc__)
-  parser.add_argument("checkpoint", help="official .pth/.pt file (MAMP {'model': ...} or STARS state dict)")
+  parser.add_argument("checkpoint", help="official .pth/.pt file (MAMP {'model': ...}, STARS/MoCo/DINO state dict)")
   parser.add_argument("--out", required=True, help="directory for the orbax checkpoint (created)")
   args = parser.parse_args(argv)
   try:

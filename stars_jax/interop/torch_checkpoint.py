@@ -4,10 +4,14 @@ Official formats (SPEC §7.24):
   mamp   dict {'model': state_dict, 'args': Namespace, ...}: MAMP pretraining (decoder* keys), fine-tune
          (head.fc1/bn/fc2) or linear-probe (head.fc.0/1) checkpoints;
   stars  raw state_dict: queue, queue_ptr, queue_id, encoder_student.* (encoder + head.projector/predictor).
+  moco   raw state_dict: queue, queue_ptr (no ids), encoder_student.*, encoder_teacher.* (both as in stars).
+  dino   raw state_dict: encoder_student.*, encoder_teacher.* (encoder + head.weight/bias, the Linear head). The
+         loss's `center` buffer lives in the training pickle and stays zero with Sinkhorn-Knopp: not carried.
 Names map one-to-one (tables in `stars_jax.models.mamp` and `stars_jax.models.heads`): `.` -> `/`, an index
 `x.{i}` -> `x_{i}`, Linear/Conv `weight` -> `kernel` (transposed), norm `weight` -> `scale`, BatchNorm
 running_mean/var -> batch_stats mean/var (num_batches_tracked is dropped on import and written as 0 on export),
-the (D, K) feature-major queue -> `SupportQueue` rows (K, D).
+the (D, K) feature-major queue -> `SupportQueue` rows (K, D) (MoCo's keys get ids -1), encoder_teacher.* -> the
+state's `teacher` {'params', 'batch_stats'}.
 """
 
 import argparse
@@ -28,9 +32,11 @@ from stars_jax.interop import pth
 from stars_jax.train import checkpoint
 
 STUDENT = "encoder_student."
+TEACHER = "encoder_teacher."
 QUEUE_KEYS = ("queue", "queue_ptr", "queue_id")
 BN_STATS = {"running_mean": "mean", "running_var": "var"}
-FORMATS = ("mamp", "stars")
+FORMATS = ("mamp", "stars", "moco", "dino")
+_TUNING_HEADS = ("head.predictor", "head.projector", "head.weight", "head.bias")  # dropped by the 'mamp' format
 
 # PyTorch state_dict order: a module's own parameters, then its buffers, then its children in registration order.
 _ORDER = {
@@ -46,6 +52,7 @@ _ORDER = {
       "decoder_temp_embed",
       "decoder_pos_embed",
       "encoder_student",
+      "encoder_teacher",
       "joints_embed",
       "blocks",
       "norm",
@@ -154,20 +161,25 @@ def to_torch(params: Tree, batch_stats: Tree | None = None) -> "collections.Orde
 
 
 def queue_to_flax(state_dict: dict[str, np.ndarray]) -> support_queue.SupportQueue:
-  """Official queue buffers (queue (D, K), queue_ptr (1,), queue_id (K,)) -> SupportQueue (rows (K, D))."""
+  """Official queue buffers (queue (D, K), queue_ptr (1,), queue_id (K,), absent in MoCo: ids -1) ->
+  SupportQueue (rows (K, D))."""
+  size = state_dict["queue"].shape[1]
+  ids = state_dict["queue_id"] if "queue_id" in state_dict else np.full((size,), support_queue.EMPTY_ID)
   return support_queue.SupportQueue(
     embeddings=jnp.asarray(np.ascontiguousarray(state_dict["queue"].T), jnp.float32),
-    ids=jnp.asarray(state_dict["queue_id"], jnp.int32),
+    ids=jnp.asarray(ids, jnp.int32),
     ptr=jnp.asarray(np.asarray(state_dict["queue_ptr"]).reshape(-1)[0], jnp.int32),
   )
 
 
-def queue_to_torch(queue) -> dict[str, np.ndarray]:
-  return {
+def queue_to_torch(queue, with_ids: bool = True) -> dict[str, np.ndarray]:
+  out = {
     "queue": np.ascontiguousarray(np.asarray(queue.embeddings, np.float32).T),
     "queue_ptr": np.asarray(queue.ptr, np.int64).reshape(1),
-    "queue_id": np.asarray(queue.ids, np.int64),
   }
+  if with_ids:
+    out["queue_id"] = np.asarray(queue.ids, np.int64)
+  return out
 
 
 def split_official(obj: Any) -> tuple[str, dict[str, np.ndarray], dict[str, Any]]:
@@ -180,13 +192,14 @@ def split_official(obj: Any) -> tuple[str, dict[str, np.ndarray], dict[str, Any]
     return "mamp", state, meta
   if isinstance(obj, dict):
     state = {k.removeprefix("module."): v for k, v in obj.items()}
-    if any(k.startswith("encoder_teacher.") for k in state):
-      raise ValueError("MoCo/DINO ablation checkpoints (encoder_teacher.*) are not supported")
     if any(k.startswith(STUDENT) for k in state):
       model = {k[len(STUDENT) :]: v for k, v in state.items() if k.startswith(STUDENT)}
       model.update({k: state[k] for k in QUEUE_KEYS if k in state})
-      return "stars", model, {}
-  raise ValueError("not an official MAMP ({'model': ...}) or STARS (encoder_student.*) checkpoint")
+      model.update({k: v for k, v in state.items() if k.startswith(TEACHER)})
+      if not any(k.startswith(TEACHER) for k in state):
+        return "stars", model, {}
+      return ("dino" if "head.weight" in model else "moco"), model, {}
+  raise ValueError("not an official MAMP ({'model': ...}) or STARS / MoCo / DINO (encoder_student.*) checkpoint")
 
 
 def describe(state_dict: dict[str, np.ndarray]) -> dict[str, Any]:
@@ -196,6 +209,7 @@ def describe(state_dict: dict[str, np.ndarray]) -> dict[str, Any]:
     "head.predictor.0.weight": "stars",
     "head.fc1.weight": "finetune",
     "head.fc.1.weight": "linear",
+    "head.weight": "dino",
   }
   kind = next((v for k, v in kinds.items() if k in state_dict), "encoder")
   count = lambda prefix: len({k.split(".")[1] for k in state_dict if k.startswith(prefix)})  # noqa: E731
@@ -211,6 +225,8 @@ def describe(state_dict: dict[str, np.ndarray]) -> dict[str, Any]:
     info["decoder_depth"] = count("decoder_blocks.")
   if kind == "stars":
     info["head_hidden_dim"] = int(state_dict["head.predictor.0.weight"].shape[0])
+  if kind == "dino":
+    info["out_dim"] = int(state_dict["head.weight"].shape[0])
   if kind in ("finetune", "linear"):
     info["num_classes"] = int(state_dict[f"head.{'fc2' if kind == 'finetune' else 'fc.1'}.weight"].shape[0])
   return info
@@ -231,6 +247,7 @@ def import_checkpoint(path: str | pathlib.Path, out: str | pathlib.Path) -> dict
   params/batch_stats) reads directly. Returns the description written into its JSON item."""
   fmt, state, meta = split_official(pth.load(path))
   queue = {k: state.pop(k) for k in QUEUE_KEYS if k in state}
+  teacher = {k[len(TEACHER) :]: state.pop(k) for k in list(state) if k.startswith(TEACHER)}
   info = {"source": str(path), "format": fmt, **describe(state), **meta}
   variables = jax.tree.map(jnp.asarray, to_flax(state))
   fields: dict[str, Any] = {"step": jnp.zeros((), jnp.int32), "params": variables["params"]}
@@ -238,18 +255,21 @@ def import_checkpoint(path: str | pathlib.Path, out: str | pathlib.Path) -> dict
     fields["batch_stats"] = variables["batch_stats"]
   if queue:
     fields["queue"] = queue_to_flax(queue)
+  if teacher:
+    fields["teacher"] = jax.tree.map(jnp.asarray, to_flax(teacher))
   info["item"] = str(_write(pathlib.Path(out), fields, {"imported_from_torch": info}))
   return info
 
 
 def read_checkpoint(directory: str | pathlib.Path) -> dict[str, Any]:
-  """Our newest readable checkpoint under `directory` -> {'params', 'batch_stats'?, 'queue'?} as numpy trees."""
+  """Our newest readable checkpoint under `directory` -> {'params', 'batch_stats'?, 'queue'?, 'teacher'?} as numpy
+  trees."""
   return checkpoint.read_newest(directory, "export-torch DIRECTORY", _read_item)
 
 
 def _read_item(item: pathlib.Path) -> dict[str, Any]:
   saved = checkpoint.saved_structure(item)
-  fields = [k for k in ("params", "batch_stats", "queue") if saved.get(k)]
+  fields = [k for k in ("params", "batch_stats", "queue", "teacher") if saved.get(k)]
   target = {
     k: jax.tree.map(lambda m: ocp.RestoreArgs(restore_type=np.ndarray), saved[k], is_leaf=lambda m: hasattr(m, "shape"))
     for k in fields
@@ -267,25 +287,32 @@ def _read_item(item: pathlib.Path) -> dict[str, Any]:
 
 def official_state(variables: dict[str, Any], fmt: str) -> dict[str, Any]:
   """Our variables -> the object the official code loads: 'mamp' {'model': state_dict} (MAMP downstream
-  scripts, STARS knn_eval and stage-2 init) or 'stars' (raw encoder_student.* + queue: STARS stage 3,
-  STARS' downstream scripts). STARS heads and queue are only written in the 'stars' format."""
+  scripts, STARS knn_eval and stage-2 init); 'stars' (raw encoder_student.* + queue: STARS stage 3, STARS'
+  downstream scripts); 'moco' / 'dino' (encoder_student.*, encoder_teacher.* and MoCo's queue: the ablations'
+  third stages). Tuning heads, queues and teachers are only written in the tuning formats."""
   if fmt not in FORMATS:
     raise ValueError(f"format {fmt!r}; choose one of {FORMATS}")
   state = to_torch(variables["params"], variables.get("batch_stats"))
   if fmt == "mamp":
-    return {
-      "model": collections.OrderedDict(
-        (k, v) for k, v in state.items() if not k.startswith(("head.predictor", "head.projector"))
-      )
-    }
-  out = collections.OrderedDict(queue_to_torch(variables["queue"]) if "queue" in variables else {})
-  out.update((STUDENT + k, v) for k, v in state.items() if not k.startswith(("decoder", "mask_token")))
+    return {"model": collections.OrderedDict((k, v) for k, v in state.items() if not k.startswith(_TUNING_HEADS))}
+  if fmt in ("moco", "dino") and "teacher" not in variables:
+    raise ValueError(f"format {fmt!r} needs a checkpoint with a teacher (a {fmt} tuning run)")
+  out = collections.OrderedDict()
+  if fmt in ("stars", "moco") and "queue" in variables:
+    out.update(queue_to_torch(variables["queue"], with_ids=fmt == "stars"))
+  encoder = lambda s: ((k, v) for k, v in s.items() if not k.startswith(("decoder", "mask_token")))  # noqa: E731
+  out.update((STUDENT + k, v) for k, v in encoder(state))
+  if fmt in ("moco", "dino"):
+    teacher = to_torch(variables["teacher"]["params"], variables["teacher"].get("batch_stats"))
+    out.update((TEACHER + k, v) for k, v in encoder(teacher))
   return out
 
 
 def export_checkpoint(directory: str | pathlib.Path, out: str | pathlib.Path, fmt: str = "auto") -> str:
   """Writes our newest checkpoint under `directory` as an official `.pth` (no torch needed); returns the format."""
   variables = read_checkpoint(directory)
-  fmt = ("stars" if "queue" in variables else "mamp") if fmt == "auto" else fmt
+  if fmt == "auto":
+    queue = "queue" in variables
+    fmt = ("moco" if queue else "dino") if "teacher" in variables else ("stars" if queue else "mamp")
   pth.save(official_state(variables, fmt), out)
   return fmt

@@ -17,7 +17,7 @@ from stars_jax import sharding, support_queue, tuning_recipes
 from stars_jax.interop import export_torch, import_torch, pth, torch_checkpoint
 from stars_jax.models.classifier import Classifier
 from stars_jax.models.mamp import MAMP
-from stars_jax.models.stars import STARS
+from stars_jax.models.stars import STARS, DINOTuner
 from stars_jax.train import checkpoint, tune, tuning
 from stars_jax.train import state as state_lib
 
@@ -103,9 +103,9 @@ def table_c(c: int, d=256, depth=8, tp=30, v=25) -> list:
   ]
 
 
-def table_d(d=256, depth=8, tp=30, v=25, hidden=4096, k=32768) -> list:
-  """SPEC §2.10 D: STARS tuning checkpoint."""
-  s = "encoder_student.head."
+def stars_model(d=256, depth=8, tp=30, v=25, hidden=4096, prefix="encoder_student.") -> list:
+  """SPEC §2.10 D without the queue: encoder + PretrainHead under `prefix`."""
+  s = prefix + "head."
   bn = lambda p, n: (
     [(f"{p}.{x}", (n,)) for x in ("weight", "bias", "running_mean", "running_var")]
     + [  # noqa
@@ -113,15 +113,36 @@ def table_d(d=256, depth=8, tp=30, v=25, hidden=4096, k=32768) -> list:
     ]
   )
   return [
-    ("queue", (d, k)),
-    ("queue_ptr", (1,)),
-    ("queue_id", (k,)),
-    *encoder(d, depth, tp, v, prefix="encoder_student."),
+    *encoder(d, depth, tp, v, prefix=prefix),
     *bn(s + "projector.0", d),
     (s + "predictor.0.weight", (hidden, d)),
     *bn(s + "predictor.1", hidden),
     (s + "predictor.3.weight", (d, hidden)),
     (s + "predictor.3.bias", (d,)),
+  ]
+
+
+def table_d(d=256, depth=8, tp=30, v=25, hidden=4096, k=32768) -> list:
+  """SPEC §2.10 D: STARS tuning checkpoint."""
+  return [("queue", (d, k)), ("queue_ptr", (1,)), ("queue_id", (k,)), *stars_model(d, depth, tp, v, hidden)]
+
+
+def table_e(d=256, depth=8, tp=30, v=25, hidden=4096, k=32768) -> list:
+  """SPEC §2.10 E: MoCo ablation checkpoint (key queue without ids; student and teacher as in D)."""
+  return [
+    ("queue", (d, k)),
+    ("queue_ptr", (1,)),
+    *stars_model(d, depth, tp, v, hidden),
+    *stars_model(d, depth, tp, v, hidden, prefix="encoder_teacher."),
+  ]
+
+
+def table_f(d=256, depth=8, tp=30, v=25, out=128) -> list:
+  """SPEC §2.10 F: DINO ablation checkpoint (`dino_head: False`): encoder + Linear head, student and teacher."""
+  return [
+    (f"{prefix}{k}", s)
+    for prefix in ("encoder_student.", "encoder_teacher.")
+    for k, s in [*encoder(d, depth, tp, v), ("head.weight", (out, d)), ("head.bias", (out,))]
   ]
 
 
@@ -183,6 +204,18 @@ def test_stars_layout_matches_spec():
   assert layout(torch_checkpoint.official_state(variables, "mamp")["model"]) == encoder()
 
 
+def test_ablation_layouts_match_spec():
+  variables = zeros_like_init(STARS(), CLIP, train=False)
+  moco = {**variables, "queue": support_queue.init(jax.random.PRNGKey(0), 32768, 256), "teacher": variables}
+  assert layout(torch_checkpoint.official_state(moco, "moco")) == table_e()
+  dino = zeros_like_init(DINOTuner(), CLIP, train=False)
+  assert layout(torch_checkpoint.official_state({**dino, "teacher": dino}, "dino")) == table_f()
+  # Their 'mamp' export is the student's encoder; a tuning format needs the teacher.
+  assert layout(torch_checkpoint.official_state(dino, "mamp")["model"]) == encoder()
+  with pytest.raises(ValueError, match="teacher"):
+    torch_checkpoint.official_state(dino, "dino")
+
+
 TINY = dict(d=32, depth=2, tp=4, v=25)
 
 
@@ -194,6 +227,8 @@ def random_official(kind: str, seed: int = 0) -> dict:
     "finetune": table_b(5, hidden=64, **TINY),
     "linear": table_c(5, **TINY),
     "stars": table_d(hidden=64, k=16, **TINY),
+    "moco": table_e(hidden=64, k=16, **TINY),
+    "dino": table_f(out=16, **TINY),
   }[kind]
   state = collections.OrderedDict()
   for k, s in table:
@@ -205,9 +240,12 @@ def random_official(kind: str, seed: int = 0) -> dict:
       state[k] = rng.integers(-1, 100, s).astype(np.int64)
     else:
       state[k] = rng.normal(size=s).astype(np.float32)
-  if kind == "stars":
+  if kind in TUNING_KINDS:
     return state
   return {"model": state, "args": argparse.Namespace(model_args={"num_heads": 4}, lr=1e-3), "epoch": 399}
+
+
+TUNING_KINDS = ("stars", "moco", "dino")  # raw state dicts; the others are {'model': ...}
 
 
 def save_official(obj, path) -> None:
@@ -224,15 +262,15 @@ def save_official(obj, path) -> None:
   torch.save(obj, path)
 
 
-@pytest.mark.parametrize("kind", ["mamp", "finetune", "linear", "stars"])
+@pytest.mark.parametrize("kind", ["mamp", "finetune", "linear", "stars", "moco", "dino"])
 def test_import_export_round_trip_is_exact(tmp_path, kind):
   source = random_official(kind)
   save_official(source, tmp_path / "official.pth")
   assert import_torch.main([str(tmp_path / "official.pth"), "--out", str(tmp_path / "ours")]) == 0
   assert export_torch.main([str(tmp_path / "ours"), "--out", str(tmp_path / "back.pth")]) == 0
   back = pth.load(tmp_path / "back.pth")
-  original = source if kind == "stars" else source["model"]
-  back = back if kind == "stars" else back["model"]
+  original = source if kind in TUNING_KINDS else source["model"]
+  back = back if kind in TUNING_KINDS else back["model"]
   assert list(back) == list(original)
   for k, v in original.items():
     expected = np.zeros_like(v) if k.endswith("num_batches_tracked") else v  # the counter is not kept
@@ -274,6 +312,33 @@ def test_imported_checkpoint_initialises_stars(tmp_path, tiny_config, kind):
     assert int(state.queue.ptr) == 8
   else:
     assert jax.tree.all(jax.tree.map(np.array_equal, params["head"], fresh_head))  # head stays fresh (§4.3)
+
+
+@pytest.mark.parametrize("kind", ["moco", "dino"])
+def test_imported_ablation_checkpoint_initialises_its_objective(tmp_path, tiny_config, kind):
+  """An official MoCo / DINO checkpoint as `stars.init` of that objective: student, teacher and MoCo's key queue
+  (ids -1: the official queue has none) equal the official tensors."""
+  source = random_official(kind, seed=2)
+  save_official(source, tmp_path / "official.pth")
+  info = torch_checkpoint.import_checkpoint(tmp_path / "official.pth", tmp_path / "ours")
+  assert info["format"] == kind
+  config = tiny_tune_config(str(tmp_path / "ours"), tiny_config.data.path)
+  config.stars.objective = kind
+  config.stars.update(bn_updates_per_step=1)
+  config.stars.moco.pointer_skip = 0
+  config.stars.dino.update(out_dim=16, sinkhorn_groups=1)
+  mesh = sharding.make_mesh(jax.devices()[:1])
+  stage = tune.stage(config, mesh)
+  state, _ = state_lib.create_sharded(stage.create, mesh, config.sharding, stage.rules)
+  state = jax.device_get(tuning.load_init(state, config.stars.init))
+  for prefix, variables in (("encoder_student.", state), ("encoder_teacher.", None)):
+    expected = torch_checkpoint.to_flax({k.removeprefix(prefix): v for k, v in source.items() if k.startswith(prefix)})
+    ours = {"params": state.params, "batch_stats": state.batch_stats} if variables is not None else state.teacher
+    assert jax.tree.all(jax.tree.map(np.array_equal, ours["params"], expected["params"])), prefix
+    assert jax.tree.all(jax.tree.map(np.array_equal, ours["batch_stats"], expected["batch_stats"])), prefix
+  if kind == "moco":
+    np.testing.assert_array_equal(np.asarray(state.queue.embeddings), source["queue"].T)
+    assert (np.asarray(state.queue.ids) == -1).all() and int(state.queue.ptr) == 8
 
 
 def test_imported_classifier_restores_into_the_classifier(tmp_path):
