@@ -12,6 +12,8 @@
                  transfer when init was pretrained on another dataset
   evaluate       kNN, logistic, cluster quality and few-shot / one-shot of the encoders in `evaluate.stage1` /
                  `evaluate.stars` (checkpoint directories) against a random one
+  ablation       stage 1 (or `ablation.stage1`), then tuning with each of `ablation.objectives` from it
+                 (workdir/<objective>), then the frozen-feature protocols of all of them against a random encoder
 
 Every job gets the job's one mesh and builds stages from `stars_jax.train`.
 """
@@ -142,6 +144,32 @@ def evaluate_job(config: ml_collections.ConfigDict, workdir: pathlib.Path, mesh)
   return results
 
 
+def ablation_job(config: ml_collections.ConfigDict, workdir: pathlib.Path, mesh) -> dict[str, Any]:
+  """The tuning objectives side by side: one stage-1 encoder (`ablation.stage1`, a checkpoint directory, or trained
+  here under workdir/stage1), tuned with each of `ablation.objectives` (workdir/<objective>, each resumed or
+  skipped when complete), then kNN, logistic, clusters and few-shot / one-shot of every encoder; report.md."""
+  tune_configs = {}
+  for objective in config.ablation.objectives:
+    tune_config = ml_collections.ConfigDict(config.to_dict())
+    tune_config.stars.objective = objective
+    tune_config.stars.init = config.ablation.stage1 or str(workdir / "stage1" / "checkpoints")
+    tune.stage(tune_config, mesh)  # every objective's settings checked before stage 1 trains
+    tune_configs[objective] = tune_config
+  results: dict[str, Any] = {}
+  if not config.ablation.stage1:
+    results["pretrain"] = pretrain.train(config, workdir / "stage1", mesh).summary
+  random_init = _random_encoder_params(config, mesh)
+  named = {"stage1": checkpoint.restore_params(tune_configs[objective].stars.init, random_init, "ablation.stage1")}
+  for objective, tune_config in tune_configs.items():
+    tuned = tune.train(tune_config, workdir / objective, mesh)
+    results[objective] = tuned.summary
+    named[objective] = _encoder(tuned.selected)
+  named["random_init"] = random_init
+  results.update(_frozen_protocols(config, named, mesh, workdir / "plots" if config.evaluate.plots else None))
+  _write_report(workdir, results, config.stage)
+  return results
+
+
 def _check_linear(config: ml_collections.ConfigDict, mesh) -> None:
   """The linear probe's settings, checked before the stages it follows train."""
   if config.linear.mode not in LINEAR_MODES:
@@ -173,4 +201,5 @@ JOBS: dict[str, Job] = {
   "finetune": finetune_job,
   "evaluate": evaluate_job,
   "pipeline": pipeline_job.run,
+  "ablation": ablation_job,
 }

@@ -19,7 +19,7 @@ NPZ_FILES = {
   ("pku1", "xsub"): "PKUv1_XSub.npz",
   ("pku2", "xsub"): "PKUv2_XSub.npz",
 }
-STAGES = ("pretrain", "tune", "pretrain_tune", "linear", "finetune", "evaluate")
+STAGES = ("pretrain", "tune", "pretrain_tune", "linear", "finetune", "evaluate", "ablation")
 
 # Few-shot protocols (SPEC §1.9): NTU-120 actions 61-120, unseen by an NTU-60 encoder (0-based ids); the
 # standard NTU-120 one-shot protocol's 20 novel classes A1, A7, ..., A115.

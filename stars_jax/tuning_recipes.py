@@ -132,7 +132,6 @@ def ablation_tune(dataset: str, split: str, recipe: str, objective: str) -> ml_c
   s.objective = objective
   s.epochs = ABLATIONS[(objective, recipe)]["epochs"]
   s.optim.layer_decay = ABLATIONS[(objective, recipe)]["layer_decay"]
-  s.bn_updates_per_step = 1  # one student forward per step (NNCLR's second branch does not exist here)
   return config
 
 

@@ -1,5 +1,7 @@
 """The jobs: a pretrain_tune job checks the settings of its later stages before stage 1 trains."""
 
+import jax
+import ml_collections
 import pytest
 
 from stars_jax import jobs, recipes, sharding, tuning_recipes
@@ -32,3 +34,37 @@ def test_a_bad_later_stage_setting_fails_before_stage_1_trains(tiny_config, tmp_
   with pytest.raises(ValueError, match=message):
     jobs.JOBS["pretrain_tune"](config, tmp_path / "run", sharding.make_mesh())
   assert not (tmp_path / "run" / "stage1").exists()  # nothing trained, nothing written
+
+
+def _ablation_config(tiny_config, stage1: str):
+  config = tiny_config
+  config.stage = "ablation"
+  config.stars = tuning_recipes.stars_group("merged", layer_decay=0.45)
+  config.stars.update(dict(batch_size=8, head_hidden_dim=32, max_steps=2, log_every_steps=1))
+  config.stars.queue.size = 16
+  config.stars.moco.pointer_skip = 2
+  config.stars.dino.update(out_dim=16, sinkhorn_groups=2)
+  config.stars.monitor.update(dict(ks=(1,), batch_size=8))
+  config.evaluate = recipes.evaluate_group(enabled=True)
+  config.evaluate.update(dict(batch_size=8, plots=False))
+  config.ablation = ml_collections.ConfigDict(dict(stage1=stage1, objectives=("moco", "dino")))
+  return config
+
+
+def test_ablation_checks_every_objective_before_stage_1_trains(tiny_config, tmp_path):
+  config = _ablation_config(tiny_config, "")
+  config.stars.dino.sinkhorn_groups = 3
+  with pytest.raises(ValueError, match="stars.dino.sinkhorn_groups=3"):
+    jobs.JOBS["ablation"](config, tmp_path / "run", sharding.make_mesh())
+  assert not (tmp_path / "run" / "stage1").exists()
+
+
+def test_ablation_tunes_each_objective_from_one_encoder_and_reports_them_side_by_side(tiny_config, tmp_path):
+  config = _ablation_config(tiny_config, "")
+  config.pretrain.max_steps = 2
+  results = jobs.JOBS["ablation"](config, tmp_path / "run", sharding.make_mesh(jax.devices()[:1]))
+  assert {"pretrain", "moco", "dino"} <= set(results)
+  assert set(results["knn1"]) == {"stage1", "moco", "dino", "random_init"}
+  assert all(results[o]["steps"] == 2 for o in ("moco", "dino"))
+  report = (tmp_path / "run" / "report.md").read_text()
+  assert "| protocol | stage1 | dino | moco | random_init |" in report

@@ -29,6 +29,12 @@ _REPORTS: dict[str, tuple[str, str]] = {
     "from the training set; linear (best): best epoch on the test split (the official convention); linear "
     "(last): last epoch.",
   ),
+  "ablation": (
+    "Tuning objectives from one stage-1 encoder",
+    f"{_UNITS} knn<k>, logistic and clusters: seen classes; fewshot (kNN-1) and oneshot: classes held out of "
+    "both training stages. stage1: the MAMP encoder every objective starts from; nnclr (STARS), moco, dino: the "
+    "state each tuning run's kNN monitor selected on a validation split carved from the training set.",
+  ),
   "evaluate": (
     "Frozen-feature protocols",
     f"{_UNITS} knn<k>, logistic and clusters: classes outside data.held_out_classes; fewshot (kNN-1: bank = "

@@ -5,6 +5,7 @@ Stand-ins cover what they import but we never call (wandb, h5py, matplotlib), ST
 single-process gloo group, and its batch shuffle (hard-wired to CUDA) gets a CPU twin.
 """
 
+import contextlib
 import dataclasses
 import os
 import pathlib
@@ -24,6 +25,12 @@ class Official:
   downstream: types.ModuleType  # MAMP:model/transformer.py (linear-probe / fine-tune model)
   nnclr: types.ModuleType  # STARS:net/nnclr.py
   clr: types.ModuleType  # STARS:processor/pretrain_clrtuning.py (optimizer groups, clipping)
+  moco: types.ModuleType  # STARS:net/moco.py
+  moco_processor: type  # STARS:processor/pretrain_mocotuning.py MOCOTuningProcessor (its optimizer groups)
+  dino: types.ModuleType  # STARS:net/dino.py
+  dino_processor: type  # STARS:processor/pretrain_dinotuning.py DINOTuningProcessor (its optimizer groups)
+  dino_loss: types.ModuleType  # STARS:loss/dino.py
+  koleo: types.ModuleType  # STARS:loss/regularizer.py
 
 
 def load_official(root: str | pathlib.Path) -> Official:
@@ -46,6 +53,12 @@ def load_official(root: str | pathlib.Path) -> Official:
     importlib.import_module("model.transformer"),
     importlib.import_module("net.nnclr"),
     importlib.import_module("processor.pretrain_clrtuning"),
+    importlib.import_module("net.moco"),
+    importlib.import_module("processor.pretrain_mocotuning").MOCOTuningProcessor,
+    importlib.import_module("net.dino"),
+    importlib.import_module("processor.pretrain_dinotuning").DINOTuningProcessor,
+    importlib.import_module("loss.dino"),
+    importlib.import_module("loss.regularizer"),
   )
 
 
@@ -70,6 +83,21 @@ def nnclr(official: Official, **kwargs) -> Any:
 
   init_process_group()
   return CpuNNCLR(base_encoder="net.transformer.Transformer", **kwargs)
+
+
+@contextlib.contextmanager
+def cuda_on_cpu():
+  """`Tensor.cuda()` as the identity while inside: the official MoCo step puts its shuffle index and CE labels
+  on the GPU; everything else it does runs on the CPU in a single-process group."""
+  import torch
+
+  init_process_group()
+  original = torch.Tensor.cuda
+  torch.Tensor.cuda = lambda self, *args, **kwargs: self
+  try:
+    yield
+  finally:
+    torch.Tensor.cuda = original
 
 
 def linprobe(official: Official, **kwargs) -> Any:
@@ -105,6 +133,49 @@ def relative_error(ours, reference) -> float:
   if ours.shape != reference.shape:
     raise ValueError(f"shape {ours.shape} vs reference {reference.shape}")
   return float(np.max(np.abs(ours - reference)) / max(np.max(np.abs(reference)), 1e-30))
+
+
+class Differences:
+  """The largest relative difference seen per compared quantity (for the end-of-run report), asserting each one
+  within `tol` (max |ours - official| <= tol * max |official|)."""
+
+  def __init__(self, tol: float):
+    self.tol = tol
+    self.largest: dict[str, Any] = {}
+
+  def record(self, name: str, value: float) -> None:
+    self.largest[name] = max(self.largest.get(name, 0.0), value)
+
+  def check(self, name: str, ours, reference, where: str = "") -> None:
+    err = relative_error(ours, reference)
+    self.record(name, err)
+    assert err <= self.tol, f"{name}{where}: relative difference {err:.3e}"
+
+  def check_tree(self, name: str, ours: dict, reference: dict, tree_scale: bool = False) -> None:
+    """Leaf by leaf, each relative to its own scale, or (tree_scale) to the largest reference leaf."""
+    import jax
+
+    ours_flat, ref_flat = (dict(jax.tree_util.tree_flatten_with_path(t)[0]) for t in (ours, reference))
+    assert ours_flat.keys() == ref_flat.keys()
+    scale = max(np.abs(np.asarray(v)).max() for v in ref_flat.values())
+    for path in ref_flat:
+      where = f" {jax.tree_util.keystr(path)}"
+      if not tree_scale:
+        self.check(name, ours_flat[path], ref_flat[path], where)
+        continue
+      per_tensor = relative_error(ours_flat[path], ref_flat[path])
+      key = f"{name}, per tensor (not asserted)"
+      if per_tensor > self.largest.get(key, (0.0,))[0]:
+        self.largest[key] = (per_tensor, where)
+      err = float(np.max(np.abs(np.asarray(ours_flat[path], np.float64) - ref_flat[path]))) / scale
+      self.record(name, err)
+      assert err <= self.tol, f"{name}{where}: difference {err:.3e} of the largest gradient"
+
+  def report(self) -> str:
+    return "\n".join(
+      f"  {name}: {value if isinstance(value, tuple) else f'{value:.2e}'}"
+      for name, value in sorted(self.largest.items())
+    )
 
 
 def torch_threads() -> int:

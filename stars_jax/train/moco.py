@@ -98,7 +98,9 @@ def objective(config: ml_collections.ConfigDict, mesh: jax.sharding.Mesh, steps_
   del steps_per_epoch
   s = config.stars
   check(s)
-  model = factory.stars(config)
+  # One student forward per step: its BN statistics move once (NNCLR's second branch, hence
+  # stars.bn_updates_per_step, does not exist here).
+  model = factory.stars(config).clone(bn_updates_per_step=1)
 
   def extra_state(key: jax.Array, variables: dict) -> dict:
     queue_key, head_key = jax.random.split(key)

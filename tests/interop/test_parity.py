@@ -38,45 +38,10 @@ ENCODER = dict(
   t_patch_size=T_PATCH,
   qkv_bias=True,
 )
-DIFFS: dict[str, float] = {}  # largest relative difference per compared quantity (printed at the end)
 
 
-@pytest.fixture(scope="module")
-def official(request):
-  root = request.config.getoption("--torch-reference")
-  if not root:
-    pytest.skip("needs --torch-reference DIR (official MAMP and STARS checkouts)")
-  torch = pytest.importorskip("torch")
-  torch.manual_seed(0)
-  yield parity.load_official(root)
-  print("\nlargest relative differences:")
-  for name, value in sorted(DIFFS.items()):
-    print(f"  {name}: {value if isinstance(value, tuple) else f'{value:.2e}'}")
-
-
-def check(name: str, ours, reference, where: str = "") -> None:
-  err = parity.relative_error(ours, reference)
-  DIFFS[name] = max(DIFFS.get(name, 0.0), err)
-  assert err <= TOL, f"{name}{where}: relative difference {err:.3e}"
-
-
-def check_tree(name: str, ours: dict, reference: dict, tree_scale: bool = False) -> None:
-  """Leaf by leaf, each relative to its own scale, or (tree_scale) to the largest reference leaf."""
-  ours_flat, ref_flat = (dict(jax.tree_util.tree_flatten_with_path(t)[0]) for t in (ours, reference))
-  assert ours_flat.keys() == ref_flat.keys()
-  scale = max(np.abs(np.asarray(v)).max() for v in ref_flat.values())
-  for path in ref_flat:
-    where = f" {jax.tree_util.keystr(path)}"
-    if tree_scale:
-      per_tensor = parity.relative_error(ours_flat[path], ref_flat[path])
-      key = f"{name}, per tensor (not asserted)"
-      if per_tensor > DIFFS.get(key, (0.0,))[0]:
-        DIFFS[key] = (per_tensor, where)
-      err = float(np.max(np.abs(np.asarray(ours_flat[path], np.float64) - ref_flat[path]))) / scale
-      DIFFS[name] = max(DIFFS.get(name, 0.0), err)
-      assert err <= TOL, f"{name}{where}: difference {err:.3e} of the largest gradient"
-    else:
-      check(name, ours_flat[path], ref_flat[path], where)
+CHECKS = parity.Differences(TOL)
+check, check_tree = CHECKS.check, CHECKS.check_tree
 
 
 def clips(seed: int = 0) -> np.ndarray:
@@ -414,7 +379,7 @@ def test_stars_optimizer_step(official, tmp_path, tiny_config):
   scale = max(np.abs(g).max() for g in grads_ref.values())
   for zero in ("['norm']['bias']", "['head']['projector_0']['bias']"):
     noise = max(np.abs(np.asarray(grads.pop(zero))).max(), np.abs(grads_ref.pop(zero)).max()) / scale
-    DIFFS["stars step: zero gradients (noise / largest)"] = noise
+    CHECKS.record("stars step: zero gradients (noise / largest)", noise)
     assert noise <= 10 * TOL
   # Other gradients relative to the largest one (several nearly cancel, e.g. the last block's biases).
   check_tree("stars step: gradients (tuned tensors)", grads, grads_ref, tree_scale=True)

@@ -324,7 +324,6 @@ def test_imported_ablation_checkpoint_initialises_its_objective(tmp_path, tiny_c
   assert info["format"] == kind
   config = tiny_tune_config(str(tmp_path / "ours"), tiny_config.data.path)
   config.stars.objective = kind
-  config.stars.update(bn_updates_per_step=1)
   config.stars.moco.pointer_skip = 0
   config.stars.dino.update(out_dim=16, sinkhorn_groups=1)
   mesh = sharding.make_mesh(jax.devices()[:1])

@@ -23,7 +23,7 @@ def ablation_config(tiny_config):
   """tiny_config plus tuning options sized for CPU tests ('third' recipe: blocks >= depth/2, norm, head)."""
   config = tiny_config
   config.stars = tuning_recipes.stars_group("third", layer_decay=0.45)
-  config.stars.update(dict(epochs=2, batch_size=8, head_hidden_dim=32, log_every_steps=1, bn_updates_per_step=1))
+  config.stars.update(dict(epochs=2, batch_size=8, head_hidden_dim=32, log_every_steps=1))
   config.stars.queue.size = 20
   config.stars.moco.pointer_skip = 2
   config.stars.dino.update(dict(out_dim=16, sinkhorn_groups=2, momentum_steps_per_epoch=0))
