@@ -100,6 +100,21 @@ class RunResult:
   selected: TrainState | None = None  # the state a hook selected (STARS: best kNN monitor epoch)
 
 
+def compile_stage(
+  stage: Stage, mesh: jax.sharding.Mesh, sharding_config: ml_collections.ConfigDict
+) -> tuple[TrainState, Callable[[TrainState, Batch], tuple[TrainState, dict[str, jax.Array]]]]:
+  """A fresh state of `stage` in its sharded placement, and its step jitted with explicit shardings (batch over
+  `data`, metrics replicated; the state is donated)."""
+  state, shardings = state_lib.create_sharded(stage.create, mesh, sharding_config, stage.rules)
+  step_fn = jax.jit(
+    stage.step,
+    in_shardings=(shardings, sharding.batch_sharding(mesh)),
+    out_shardings=(shardings, sharding.replicated(mesh)),
+    donate_argnums=0,
+  )
+  return state, step_fn
+
+
 def run_length(group: ml_collections.ConfigDict, num_samples: int) -> tuple[int, int]:
   """(steps per epoch, total steps) of a stage group: `epochs` full epochs, cut at `max_steps` if > 0."""
   spe = pipeline.steps_per_epoch(num_samples, group.batch_size)
@@ -229,13 +244,7 @@ def run(
       f"{stage.key}.batch_size={g.batch_size} exceeds the {len(stage.train_split)} training samples of "
       f"{stage.train_split.path}: not one full batch per epoch"
     )
-  state, shardings = state_lib.create_sharded(stage.create, mesh, config.sharding, stage.rules)
-  step_fn = jax.jit(
-    stage.step,
-    in_shardings=(shardings, sharding.batch_sharding(mesh)),
-    out_shardings=(shardings, sharding.replicated(mesh)),
-    donate_argnums=0,
-  )
+  state, step_fn = compile_stage(stage, mesh, config.sharding)
   with contextlib.ExitStack() as stack:
     ckpt = Checkpointer(workdir / "checkpoints", keep=g.keep_checkpoints, keep_steps=[e * spe for e in g.keep_epochs])
     stack.callback(ckpt.close)

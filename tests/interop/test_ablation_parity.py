@@ -14,12 +14,12 @@ import types
 import jax
 import jax.numpy as jnp
 import numpy as np
+import parity_cases
 import pytest
 
 from stars_jax import sharding, tuning_recipes
 from stars_jax.interop import parity, torch_checkpoint
-from stars_jax.train import dino, moco, optim, tune, tuning
-from stars_jax.train import state as state_lib
+from stars_jax.train import dino, moco, optim, runner, tune, tuning
 from stars_jax.train.optim import FROZEN
 
 TOL = 1e-5
@@ -27,32 +27,7 @@ CHECKS = parity.Differences(TOL)
 DIM, HEADS, FRAMES, JOINTS, T_PATCH, HIDDEN, QUEUE, N, M, OUT = 32, 4, 16, 25, 4, 64, 64, 8, 2, 16
 # The official DINO processor tunes blocks >= 4 whatever the depth (SPEC §7.18): depth 8 makes that the upper half.
 DEPTH = 8
-ENCODER = dict(
-  dim_in=3,
-  dim_feat=DIM,
-  depth=DEPTH,
-  num_heads=HEADS,
-  mlp_ratio=4,
-  num_frames=FRAMES,
-  num_joints=JOINTS,
-  patch_size=1,
-  t_patch_size=T_PATCH,
-  qkv_bias=True,
-  mask_ratio=0.0,
-)
-
-
-def raw_samples(seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-  """Raw (N, 300, 150) samples of varied length (a second person in half of them) and their dataset ids."""
-  rng = np.random.default_rng(seed)
-  x = np.zeros((N, 300, 150), np.float32)
-  for i in range(N):
-    length = int(rng.integers(40, 300))
-    persons = 150 if i % 2 else 75
-    x[i, :length, :persons] = np.cumsum(rng.normal(scale=0.02, size=(length, persons)), axis=0) + rng.normal(
-      size=persons
-    )
-  return x, rng.permutation(2 * N)[:N].astype(np.int32)
+ENCODER = dict(**parity_cases.official_encoder(DEPTH, HEADS, FRAMES, JOINTS, T_PATCH), dim_feat=DIM, mask_ratio=0.0)
 
 
 def perturb_teacher_head(torch, model) -> None:
@@ -77,9 +52,8 @@ def ours_for(official_model, torch, tmp_path, data_path: str, objective: str):
   config.stars.dino.update(out_dim=OUT, sinkhorn_groups=1)  # Sinkhorn-Knopp over one rank's batch
   mesh = sharding.make_mesh(jax.devices()[:1])
   stage = tune.stage(config, mesh)
-  state, shardings = state_lib.create_sharded(stage.create, mesh, config.sharding, stage.rules)
+  state, step = runner.compile_stage(stage, mesh, config.sharding)  # the step as `runner.run` jits it
   state = tuning.load_init(state, config.stars.init)
-  step = jax.jit(stage.step, in_shardings=(shardings, sharding.batch_sharding(mesh)))
   return config, state, step, stage.step.keywords
 
 
@@ -102,9 +76,15 @@ def official_optimizer(official_processor, model, torch, layer_decay: float):
   return processor.optimizer
 
 
-def official_grads(module) -> dict:
-  grads = {k: p.grad.numpy().copy() for k, p in module.named_parameters() if p.grad is not None}
-  return torch_checkpoint.to_flax(grads)["params"]
+def official_after_step(model) -> tuple[dict, dict]:
+  """The official model's student and teacher variables (ours' layout) after its step."""
+  after = parity.state_dict(model)
+  split = (
+    lambda prefix: torch_checkpoint.to_flax(  # noqa: E731
+      {k[len(prefix) :]: v for k, v in after.items() if k.startswith(prefix)}
+    )
+  )
+  return split(torch_checkpoint.STUDENT), split(torch_checkpoint.TEACHER)
 
 
 def compare_update(name, state, grads, raw_ref, keywords, after_student, zero_gradient=()) -> None:
@@ -160,7 +140,7 @@ def test_moco_step(official, tmp_path, tiny_config):
     with torch.no_grad():
       model.queue_ptr.fill_(2 * N)
     config, state, step, keywords = ours_for(model, torch, tmp_path, tiny_config.data.path, "moco")
-    x, ids = raw_samples()
+    x, ids = parity_cases.raw_samples(N, 0, second_person=True)
     clips = tuning.views(jnp.asarray(x), jax.random.PRNGKey(0), config)  # deterministic (p_interval [1.0])
     official_x = torch.from_numpy(parity.to_official_clips(clips))
     optimizer = official_optimizer(official.moco_processor, model, torch, 0.45)
@@ -170,16 +150,10 @@ def test_moco_step(official, tmp_path, tiny_config):
     loss = torch.nn.CrossEntropyLoss()(logits, labels)
     optimizer.zero_grad()
     loss.backward()
-    raw_ref = official_grads(model.encoder_student)
+    raw_ref = parity_cases.official_grads(model.encoder_student)
     official.clr.clip_gradients(model.encoder_student, 3.0)
     optimizer.step()
-  after = parity.state_dict(model)
-  split = (
-    lambda prefix: torch_checkpoint.to_flax(  # noqa: E731
-      {k[len(prefix) :]: v for k, v in after.items() if k.startswith(prefix)}
-    )
-  )
-  student, teacher = split(torch_checkpoint.STUDENT), split(torch_checkpoint.TEACHER)
+  student, teacher = official_after_step(model)
 
   model_ours = keywords["model"]
   ema = {**state.teacher, "params": tuning.ema(state.teacher["params"], state.params, config.stars.moco.momentum)}
@@ -200,7 +174,7 @@ def test_moco_step(official, tmp_path, tiny_config):
     "moco step: teacher BN statistics", jax.device_get(new_state.teacher["batch_stats"]), teacher["batch_stats"]
   )
   CHECKS.check_tree("moco step: student BN statistics", jax.device_get(new_state.batch_stats), student["batch_stats"])
-  queue = torch_checkpoint.queue_to_flax(after)
+  queue = torch_checkpoint.queue_to_flax(parity.state_dict(model))
   CHECKS.check("moco step: key queue", new_state.queue.embeddings, queue.embeddings)
   assert int(new_state.queue.ptr) == int(queue.ptr) == 4 * N  # 2N + N enqueued + N skipped
 
@@ -216,7 +190,7 @@ def test_dino_step(official, tmp_path, tiny_config):
   )
   perturb_teacher_head(torch, model)
   config, state, step, keywords = ours_for(model, torch, tmp_path, tiny_config.data.path, "dino")
-  x, ids = raw_samples(1)
+  x, ids = parity_cases.raw_samples(N, 1, second_person=True)
   clips = tuning.views(jnp.asarray(x), jax.random.PRNGKey(0), config)
   official_x = torch.from_numpy(parity.to_official_clips(clips))
   optimizer = official_optimizer(official.dino_processor, model, torch, 0.45)
@@ -239,16 +213,10 @@ def test_dino_step(official, tmp_path, tiny_config):
   loss = loss + 0.1 * sum(koleo(p) for p in out_student[: N * 4].chunk(4))  # n_locals read as n_globals
   optimizer.zero_grad()
   loss.backward()
-  raw_ref = official_grads(model.encoder_student)
+  raw_ref = parity_cases.official_grads(model.encoder_student)
   official.clr.clip_gradients(model.encoder_student, 3.0)
   optimizer.step()
-  after = parity.state_dict(model)
-  split = (
-    lambda prefix: torch_checkpoint.to_flax(  # noqa: E731
-      {k[len(prefix) :]: v for k, v in after.items() if k.startswith(prefix)}
-    )
-  )
-  student, teacher = split(torch_checkpoint.STUDENT), split(torch_checkpoint.TEACHER)
+  student, teacher = official_after_step(model)
 
   model_ours, d = keywords["model"], config.stars.dino
   ema = tuning.ema(state.teacher["params"], state.params, d.teacher_momentum)

@@ -13,6 +13,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+import parity_cases
 import pytest
 
 from stars_jax import losses, masking, recipes, sharding, tuning_recipes
@@ -21,23 +22,13 @@ from stars_jax.models import factory
 from stars_jax.models.classifier import Classifier
 from stars_jax.models.mamp import MAMP, Encoder
 from stars_jax.models.stars import STARS
-from stars_jax.train import nnclr, optim, tune, tuning
+from stars_jax.train import nnclr, optim, runner, tune, tuning
 from stars_jax.train import state as state_lib
 from stars_jax.train.optim import FROZEN
 
 TOL = 1e-5
 DIM, DEPTH, HEADS, FRAMES, JOINTS, T_PATCH, HIDDEN, QUEUE, N, M = 32, 2, 4, 16, 25, 4, 64, 64, 8, 2
-ENCODER = dict(
-  dim_in=3,
-  depth=DEPTH,
-  num_heads=HEADS,
-  mlp_ratio=4,
-  num_frames=FRAMES,
-  num_joints=JOINTS,
-  patch_size=1,
-  t_patch_size=T_PATCH,
-  qkv_bias=True,
-)
+ENCODER = parity_cases.official_encoder(DEPTH, HEADS, FRAMES, JOINTS, T_PATCH)
 
 
 CHECKS = parity.Differences(TOL)
@@ -134,13 +125,6 @@ def test_mamp_decoder_and_loss(official, tmp_path):
   check("mamp loss", our_loss, loss.numpy())
 
 
-def official_grads(module) -> dict:
-  """The .grad of every parameter of an official module, as our (params) tree."""
-  return torch_checkpoint.to_flax(
-    {k: p.grad.numpy().copy() for k, p in module.named_parameters() if p.grad is not None}
-  )["params"]
-
-
 @pytest.mark.torch
 def test_mamp_optimizer_step(official, tmp_path):
   """One stage-1 step (timm weight-decay groups, AdamW betas 0.9/0.95, wd 0.05) on the same masking: the
@@ -155,7 +139,7 @@ def test_mamp_optimizer_step(official, tmp_path):
   loss, _, _, ids_keep = official_mamp_forward(model, torch, x)
   optimizer.zero_grad()
   loss.backward()
-  grads_ref = official_grads(model)
+  grads_ref = parity_cases.official_grads(model)
   optimizer.step()
   grads = jax.grad(lambda p: ours_mamp_loss(p, ours, x, ids_keep)[0])(params)
   check_tree("mamp step: gradients", grads, grads_ref)
@@ -260,29 +244,12 @@ def stars_pair(official, torch, tmp_path, data_path: str):
   ours = factory.stars(config)
   mesh = sharding.make_mesh()
   stage = tune.stage(config, mesh)
-  state, shardings = state_lib.create_sharded(stage.create, mesh, config.sharding, stage.rules)
+  state, step = runner.compile_stage(stage, mesh, config.sharding)  # the step as `runner.run` jits it
   state = tuning.load_init(state, config.stars.init)
   # The stage's optimizer, rebuilt here to apply it to given gradients (its schedule is constant).
   labels = optim.param_labels(state.params, ours.depth, ours.first_tuned_layer)
   tx = optim.make_optimizer(config.stars.optim, optim.make_schedule(config.stars, 10), labels, ours.depth)
-  # The stage's step, jitted with the shardings `runner.run` gives it.
-  step = jax.jit(
-    stage.step,
-    in_shardings=(shardings, sharding.batch_sharding(mesh)),
-    out_shardings=(shardings, sharding.replicated(mesh)),
-    donate_argnums=0,
-  )
   return model, ours, config, state, (step, tx, labels)
-
-
-def raw_samples(seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-  """Raw (N, 300, 150) samples of varied length and their dataset ids."""
-  rng = np.random.default_rng(seed)
-  x = np.zeros((N, 300, 150), np.float32)
-  for i in range(N):
-    length = int(rng.integers(40, 300))
-    x[i, :length, :75] = np.cumsum(rng.normal(scale=0.02, size=(length, 75)), axis=0) + rng.normal(size=75)
-  return x, rng.permutation(2 * N)[:N]
 
 
 @pytest.mark.torch
@@ -331,7 +298,7 @@ def test_stars_optimizer_step(official, tmp_path, tiny_config):
   import torch
 
   model, ours, config, state, (step, tx, labels) = stars_pair(official, torch, tmp_path, tiny_config.data.path)
-  x, ids = raw_samples()
+  x, ids = parity_cases.raw_samples(N)
   clips_ = tuning.views(jnp.asarray(x), jax.random.PRNGKey(0), config)  # deterministic (p_interval [1.0])
   processor = types.SimpleNamespace(
     model=types.SimpleNamespace(encoder_student=model.encoder_student),
@@ -353,7 +320,7 @@ def test_stars_optimizer_step(official, tmp_path, tiny_config):
   loss = model(official_x, official_x.clone(), torch.from_numpy(ids))
   processor.optimizer.zero_grad()
   loss.backward()
-  raw_ref = official_grads(model.encoder_student)
+  raw_ref = parity_cases.official_grads(model.encoder_student)
   official.clr.clip_gradients(model.encoder_student, 3.0)
   processor.optimizer.step()
   after = parity.state_dict(model)

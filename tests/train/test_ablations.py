@@ -12,8 +12,7 @@ import pytest
 from stars_jax import losses, sharding, tuning_recipes
 from stars_jax.data.npz import open_split
 from stars_jax.models import factory
-from stars_jax.train import dino, moco, tune, tuning
-from stars_jax.train import state as state_lib
+from stars_jax.train import dino, moco, runner, tune, tuning
 from stars_jax.train.checkpoint import Checkpointer
 from stars_jax.train.optim import FROZEN
 
@@ -34,12 +33,7 @@ def ablation_config(tiny_config):
 def _setup(config, devices):
   mesh = sharding.make_mesh(devices)
   stage = tune.stage(config, mesh)
-  state, shardings = state_lib.create_sharded(stage.create, mesh, config.sharding, stage.rules)
-  step_fn = jax.jit(
-    stage.step,
-    in_shardings=(shardings, sharding.batch_sharding(mesh)),
-    out_shardings=(shardings, sharding.replicated(mesh)),
-  )
+  state, step_fn = runner.compile_stage(stage, mesh, config.sharding)
   return mesh, stage, state, step_fn
 
 

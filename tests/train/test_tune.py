@@ -8,8 +8,7 @@ import pytest
 
 from stars_jax import sharding, tuning_recipes
 from stars_jax.data.npz import open_split
-from stars_jax.train import pretrain, tune, tuning
-from stars_jax.train import state as state_lib
+from stars_jax.train import pretrain, runner, tune, tuning
 from stars_jax.train.optim import FROZEN
 
 
@@ -28,13 +27,7 @@ def _setup(config, devices):
   """(mesh, stage, fresh state, the stage's step jitted as the runner jits it, labels)."""
   mesh = sharding.make_mesh(devices)
   stage = tune.stage(config, mesh)
-  state, shardings = state_lib.create_sharded(stage.create, mesh, config.sharding, stage.rules)
-  step_fn = jax.jit(
-    stage.step,
-    in_shardings=(shardings, sharding.batch_sharding(mesh)),
-    out_shardings=(shardings, sharding.replicated(mesh)),
-    donate_argnums=0,
-  )
+  state, step_fn = runner.compile_stage(stage, mesh, config.sharding)
   return mesh, stage, state, step_fn, stage.step.keywords["labels"]
 
 
