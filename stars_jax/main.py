@@ -21,6 +21,7 @@ from absl import app, flags
 from ml_collections import config_flags
 
 from stars_jax import io, jobs, recipes, sharding, workdir_lock
+from stars_jax.pipeline import inputs as pipeline_inputs
 from stars_jax.train import guards
 
 _CONFIG = config_flags.DEFINE_config_file(
@@ -82,6 +83,9 @@ def main(argv) -> None:
   except guards.Diverged as e:
     logging.error("%s", e)
     sys.exit(1)
+  except pipeline_inputs.InputError as e:  # a pipeline's input check: a missing or malformed file, named
+    logging.error("%s", e)
+    sys.exit(2)
   except Exception as e:
     if not _disk_full(e):
       raise

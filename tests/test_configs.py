@@ -42,7 +42,7 @@ def _load(spec: str):
 
 
 def test_every_config_file_is_listed():
-  # paper.py (stage pipeline) has its own shape: tests/test_pipeline.py loads every row
+  # paper.py (stage pipeline) has its own shape: tests/test_paper_pipeline.py loads every row
   assert {p.name for p in CONFIGS.glob("*.py")} == {s.split(":")[0] for s in SPECS} | {"paper.py"}
 
 
