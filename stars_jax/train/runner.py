@@ -161,9 +161,13 @@ def fit(
   wall_time_s: float = 0.0,
   preemption: guards.Preemption | None = None,
   settings: dict[str, Any] | None = None,
+  window: dict[str, float] | None = None,
+  window_from: int | None = None,
 ) -> tuple[TrainState, list[dict[str, float]], float]:
   """Trains from state.step to total_steps, continuing the logged `history` and `wall_time_s` of the steps
-  before (both are checkpointed, so an interrupted run ends with the same history as an uninterrupted one).
+  before, and the metric sums of the steps since the last log (`window`, over the steps after `window_from`):
+  all are checkpointed, so an interrupted run ends with the same history as an uninterrupted one, also when it
+  stopped between two log steps.
   Returns (state, logged history, wall time in seconds, both over the whole run). On a signal recorded by
   `preemption` it saves a checkpoint after the current step and raises SystemExit(128 + signal number).
 
@@ -171,10 +175,12 @@ def fit(
   read wherever the host syncs anyway (log steps) and before the state is used: checkpoints, evaluating hooks.
   The first non-finite step raises `Diverged` naming it; a non-finite state is never saved, so the newest
   checkpoint is the last finite one."""
-  start = last_logged = int(jax.device_get(state.step))
+  start = int(jax.device_get(state.step))
+  last_logged = start if window_from is None else window_from
   bar = progress_bar(total_steps, start, desc)
   history = list(history)
-  window: dict | None = None
+  # float32 sums round-trip exactly through Python floats, so the resumed sums continue bit for bit.
+  window = None if window is None else {k: jnp.asarray(v, jnp.float32) for k, v in window.items()}
   t_start = t_log = time.perf_counter()
   wall = lambda: wall_time_s + time.perf_counter() - t_start  # noqa: E731
 
@@ -191,7 +197,14 @@ def fit(
 
   def save(state: TrainState) -> None:
     check_finite()
-    runner_state = {"history": history, "wall_time_s": wall(), "settings": settings or {}}
+    sums = None if window is None else {k: float(v) for k, v in jax.device_get(window).items()}
+    runner_state = {
+      "history": history,
+      "wall_time_s": wall(),
+      "settings": settings or {},
+      "window": sums,
+      "window_from": last_logged,
+    }
     hook_states = {h.name: h.get_state() for h in hooks}
     ckpt.save(state, {"iterator": data_iter.get_state(), RUNNER_ITEM: runner_state, **hook_states})
 
@@ -291,6 +304,8 @@ def run(
       wall_time_s=resumed["wall_time_s"],
       preemption=preemption,
       settings=settings,
+      window=resumed.get("window"),
+      window_from=resumed.get("window_from"),
     )
     summary: dict[str, Any] = {
       "steps": total_steps,

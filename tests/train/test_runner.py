@@ -183,19 +183,21 @@ class SignalHook(runner.Hook):
       os.kill(os.getpid(), self.signum)
 
 
-@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
-def test_signal_saves_a_checkpoint_exits_non_zero_and_resumes_exactly(setup, tmp_path, signum, caplog):
+@pytest.mark.parametrize("signum, at", [(signal.SIGTERM, 4), (signal.SIGINT, 4), (signal.SIGTERM, 5)])
+def test_signal_saves_a_checkpoint_exits_non_zero_and_resumes_exactly(setup, tmp_path, signum, at, caplog):
+  """Also between two log steps (at 5; logs at 4 and 6): the metric sums since the last log are checkpointed, so
+  the resumed history's entry for step 6 averages steps 5 and 6 as the uninterrupted run's does."""
   config, group, split = setup
   mesh = sharding.make_mesh()
   straight = runner.run(_stage(group, split, [], []), config, tmp_path / "straight", mesh)
   handler = signal.getsignal(signum)
   with pytest.raises(SystemExit) as stop, caplog.at_level(logging.WARNING):
-    runner.run(_stage(group, split, [SignalHook(at=4, signum=signum)], []), config, tmp_path / "run", mesh)
+    runner.run(_stage(group, split, [SignalHook(at=at, signum=signum)], []), config, tmp_path / "run", mesh)
   assert stop.value.code == 128 + signum
-  assert f"{signal.Signals(signum).name} at step 4: checkpoint saved" in caplog.text
+  assert f"{signal.Signals(signum).name} at step {at}: checkpoint saved" in caplog.text
   assert signal.getsignal(signum) == handler  # the previous handler is back
   saved = sorted(int(p.name) for p in (tmp_path / "run" / "checkpoints").iterdir() if p.name.isdigit())
-  assert saved == [3, 4]  # the epoch end, and the step the signal arrived in (not an epoch end)
+  assert saved == [3, at]  # the epoch end, and the step the signal arrived in (not an epoch end)
   resumed = runner.run(_stage(group, split, [], []), config, tmp_path / "run", mesh)
   np.testing.assert_array_equal(jax.device_get(straight.state.params["w"]), jax.device_get(resumed.state.params["w"]))
   assert _losses(resumed.summary) == _losses(straight.summary)
