@@ -1,8 +1,6 @@
 """The MoCo and DINO tuning stages (SPEC §4.11): teacher EMA and its schedule, key queue with the official pointer
 skip, Sinkhorn-Knopp groups and KoLeo chunks, frozen layers, initialisation from MAMP, resume."""
 
-import logging
-
 import flax
 import jax
 import jax.numpy as jnp
@@ -156,31 +154,20 @@ def test_dino_momentum_schedule_is_the_official_cosine():
   assert m(100) == pytest.approx(1.0, abs=1e-7) and m(150) == pytest.approx(1.0, abs=1e-7)
 
 
-def test_moco_resume_is_bit_identical_and_a_tuning_checkpoint_restores_the_teacher(ablation_config, tmp_path, caplog):
+def test_moco_run_checkpoints_the_teacher_and_queue_and_a_tuning_checkpoint_restores_them(ablation_config, tmp_path):
+  """Through the runner: the saved state carries teacher and key queue, and `stars.init` on that run restores them
+  exactly (a third stage from a second). Resume itself is the runner's, tested for every stage in test_runner."""
   ablation_config.stars.objective = "moco"
   _encoder_checkpoint(ablation_config, tmp_path / "mamp")
-  ablation_config.stars.init = str(tmp_path / "mamp")
-  mesh = sharding.make_mesh(jax.devices()[:1])
-  ablation_config.stars.max_steps = 4
-  straight = tune.train(ablation_config, tmp_path / "straight", mesh)
-  ablation_config.stars.max_steps = 2
-  tune.train(ablation_config, tmp_path / "resumed", mesh)
-  ablation_config.stars.max_steps = 4
-  with caplog.at_level(logging.INFO):
-    resumed = tune.train(ablation_config, tmp_path / "resumed", mesh)
-  assert "Resumed from step 2" in caplog.text
-  for field in ("params", "batch_stats", "opt_state", "queue", "teacher"):
-    jax.tree.map(
-      np.testing.assert_array_equal,
-      jax.device_get(getattr(straight.state, field)),
-      jax.device_get(getattr(resumed.state, field)),
-    )
-  restored = tuning.load_init(_setup(ablation_config, jax.devices()[:1])[2], tmp_path / "straight" / "checkpoints")
-  for field in ("params", "queue", "teacher"):
+  ablation_config.stars.update(init=str(tmp_path / "mamp"), max_steps=2)
+  run = tune.train(ablation_config, tmp_path / "run", sharding.make_mesh(jax.devices()[:1]))
+  assert int(run.state.queue.ptr) == 2 * (8 + 2) % 20  # two batches of 8 and two pointer skips of 2
+  restored = tuning.load_init(_setup(ablation_config, jax.devices()[:1])[2], tmp_path / "run" / "checkpoints")
+  for field in ("params", "batch_stats", "queue", "teacher"):
     jax.tree.map(
       np.testing.assert_array_equal,
       jax.device_get(getattr(restored, field)),
-      jax.device_get(getattr(straight.state, field)),
+      jax.device_get(getattr(run.state, field)),
     )
 
 
