@@ -1,18 +1,9 @@
-"""Test setup: eight forced CPU devices so sharded and single-device steps can be compared, and one persistent
-compilation cache for the session (the tests and the command lines they launch compile the same tiny programs
-again and again: resumed runs, relaunched pipelines); JAX keys each entry by program, devices and flags."""
+"""Test setup: eight forced CPU devices so sharded and single-device steps can be compared."""
 
-import atexit
 import os
-import shutil
-import tempfile
 
 os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=8")
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
-if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
-  os.environ["JAX_COMPILATION_CACHE_DIR"] = tempfile.mkdtemp(prefix="stars-jax-test-xla-cache-")
-  atexit.register(shutil.rmtree, os.environ["JAX_COMPILATION_CACHE_DIR"], ignore_errors=True)
-os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.3")
 
 import pathlib  # noqa: E402
 
