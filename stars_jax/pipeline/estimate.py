@@ -32,7 +32,6 @@ from stars_jax.models import factory
 from stars_jax.pipeline.inputs import fewshot_classes
 from stars_jax.pipeline.stages import Stage
 from stars_jax.train import checkpoint, classify, pretrain, runner, tune
-from stars_jax.train import state as state_lib
 
 
 def build(stage: Stage, mesh: jax.sharding.Mesh) -> runner.Stage:
@@ -120,13 +119,7 @@ def training(stage: Stage, mesh: jax.sharding.Mesh, steps: int) -> dict[str, Any
   st = build(stage, mesh)
   spe, total = runner.run_length(g, len(st.train_split))
   start = min(resume_step(stage), total)
-  state, shardings = state_lib.create_sharded(st.create, mesh, c.sharding, st.rules)
-  step_fn = jax.jit(
-    st.step,
-    in_shardings=(shardings, sharding.batch_sharding(mesh)),
-    out_shardings=(shardings, sharding.replicated(mesh)),
-    donate_argnums=0,
-  )
+  state, step_fn = runner.compile_stage(st, mesh, c.sharding)  # as the run will
   data_iter = data_pipeline.train_iterator(
     st.train_split,
     global_batch_size=g.batch_size,
