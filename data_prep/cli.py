@@ -1,21 +1,23 @@
-"""`stars-jax prepare ntu60|ntu120|pku1|pku2 --raw DIR --out DIR`: raw files -> official npz (or TFDS build)."""
+"""`stars-jax prepare ntu60|ntu120|pku1|pku2|nwucla|kinect --raw DIR --out DIR`: raw files -> official npz (or TFDS
+build; NTU and PKU-MMD)."""
 
 import argparse
 import logging
 import sys
 
-from stars_jax.data_prep import ntu, pku, prepare
+from stars_jax.data_prep import ntu, nwucla, pku, prepare, recordings
 from stars_jax.data_prep.ntu_denoise import INTERVALS, DenoiseOptions
 from stars_jax.data_prep.ntu_transform import SECOND_PERSON
 
 
 def _parser() -> argparse.ArgumentParser:
   p = argparse.ArgumentParser(prog="stars-jax prepare", description=__doc__)
-  p.add_argument("dataset", choices=("ntu60", "ntu120", "pku1", "pku2"))
+  p.add_argument("dataset", choices=("ntu60", "ntu120", "pku1", "pku2", "nwucla", "kinect"))
   p.add_argument(
     "--raw",
     required=True,
-    help="raw folder: NTU .skeleton files anywhere below it; PKU: skeleton/, label/ and the split files",
+    help="raw folder: NTU .skeleton files anywhere below it; PKU: skeleton/, label/ and the split files; NW-UCLA: "
+    "the aAA_sSS_eEE_vVV.json clips anywhere below it; kinect: index.csv (file,label,split) [+ classes.txt]",
   )
   p.add_argument(
     "--out", required=True, help="output folder (npz files + <dataset>_prepare_log.json, or the TFDS data_dir)"
@@ -53,22 +55,37 @@ def _parser() -> argparse.ArgumentParser:
   )
   pku_args.add_argument("--skeleton-dir", help="default RAW/skeleton")
   pku_args.add_argument("--label-dir", help="default RAW/label")
+  kinect_args = p.add_argument_group("NW-UCLA and Kinect recordings")
+  kinect_args.add_argument(
+    "--min-frames",
+    type=int,
+    default=recordings.MIN_FRAMES,
+    help="clips with fewer frames holding a skeleton are skipped and logged",
+  )
+  kinect_args.add_argument("--name", default="Kinect", help="kinect: the output <name>.npz")
   return p
+
+
+def _dataset(args: argparse.Namespace) -> prepare.Dataset:
+  if args.dataset.startswith("ntu"):
+    options = DenoiseOptions(args.interval, args.touching_overlaps)
+    return ntu.ntu_dataset(args.dataset, args.raw, args.exclude, options, args.second_person)
+  if args.dataset == "nwucla":
+    return nwucla.nwucla_dataset(args.raw, args.min_frames)
+  if args.dataset == "kinect":
+    return recordings.kinect_dataset(args.raw, args.name, args.min_frames)
+  options = pku.PkuOptions(args.end_inclusive, args.max_frames)
+  return pku.pku_dataset(args.dataset, args.raw, options, args.skeleton_dir, args.label_dir)
 
 
 def main(argv: list[str]) -> int:
   args = _parser().parse_args(argv)
   logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
   try:
-    if args.dataset.startswith("ntu"):
-      dataset = ntu.ntu_dataset(
-        args.dataset, args.raw, args.exclude, DenoiseOptions(args.interval, args.touching_overlaps), args.second_person
-      )
-    else:
-      dataset = pku.pku_dataset(
-        args.dataset, args.raw, pku.PkuOptions(args.end_inclusive, args.max_frames), args.skeleton_dir, args.label_dir
-      )
+    dataset = _dataset(args)
     if args.format == "tfds":
+      if args.dataset in ("nwucla", "kinect"):
+        raise ValueError(f"--format tfds is for NTU and PKU-MMD; {args.dataset} is written as npz")
       from stars_jax.data_prep import tfds_builders  # tensorflow_datasets only for this format
 
       for config, path in tfds_builders.build(dataset, args.out, args.workers, not args.no_progress).items():
@@ -80,6 +97,8 @@ def main(argv: list[str]) -> int:
     return 1
   for file, sizes in log["files"].items():
     print(f"{file}: {sizes['train']} train / {sizes['test']} test")
+  for source, why in list(log["skipped"].items())[:10]:
+    print(f"skipped {source}: {why}")
   print(
     f"{log['samples']} samples, {len(log['skipped'])} sources skipped, {log['files_per_second']} files/s; "
     f"log: {args.out}/{args.dataset}_prepare_log.json"

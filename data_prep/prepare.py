@@ -16,6 +16,7 @@ import numpy as np
 import tqdm
 
 from stars_jax import io
+from stars_jax.data.class_names import classes_path
 from stars_jax.data_prep import writer
 
 
@@ -55,6 +56,7 @@ class Dataset:
   truncate: bool  # True: cut longer samples (PKU); False: grow the frame axis to the longest (NTU)
   excluded: dict[str, str] = dataclasses.field(default_factory=dict)  # source -> reason, not read
   options: dict = dataclasses.field(default_factory=dict)  # recorded in the log
+  class_names: tuple[str, ...] = ()  # label k's action name, written beside each npz (classes_path) if given
 
 
 @dataclasses.dataclass
@@ -148,6 +150,8 @@ def prepare(dataset: Dataset, out_dir: str | pathlib.Path, workers: int = 1, pro
       splits = split_fn(staged.names)
       writer.write_split_npz(out_dir / file_name, staged.store, staged.labels, dataset.num_classes, splits, max_frames)
       files[file_name] = {split: len(indices) for split, indices in splits.items()}
+      if dataset.class_names:
+        io.write_text_atomic(classes_path(out_dir / file_name), "".join(f"{n}\n" for n in dataset.class_names))
       logging.info("wrote %s: %s", out_dir / file_name, files[file_name])
   finally:
     staged.store.close()

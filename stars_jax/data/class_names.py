@@ -1,9 +1,13 @@
 """Action names of a dataset's labels (label i = the i-th name), for plot legends and tick labels.
 
 The synthetic dataset names its actions (`synthetic_motions.ACTIONS`, or the `data.synthetic.actions` chosen).
-A real dataset is recognised by its number of classes only (a data config names a file, not a dataset): 60 and
-120 are NTU RGB+D 60 / 120 (label i = action A(i+1)); any other count (e.g. PKU-MMD's 51) has no names.
+A real npz with a `<stem>.classes.txt` beside it (written by `stars-jax prepare nwucla|kinect`) has the names on
+its lines. Otherwise a real dataset is recognised by its number of classes only (a data config names a file, not a
+dataset): 60 and 120 are NTU RGB+D 60 / 120 (label i = action A(i+1)); any other count (e.g. PKU-MMD's 51) has no
+names.
 """
+
+import pathlib
 
 import ml_collections
 
@@ -135,10 +139,26 @@ NTU120_ACTIONS = (
 NTU60_ACTIONS = NTU120_ACTIONS[:60]
 
 
+def classes_path(npz_path: str | pathlib.Path) -> pathlib.Path:
+  """`<stem>.classes.txt` beside an npz: one action name per line, line k naming label k."""
+  return pathlib.Path(npz_path).with_suffix(".classes.txt")
+
+
+def read_classes(path: str | pathlib.Path) -> tuple[str, ...]:
+  """The names of a `.classes.txt` file, one per non-blank line."""
+  return tuple(line.strip() for line in pathlib.Path(path).read_text().splitlines() if line.strip())
+
+
 def class_names(data_config: ml_collections.ConfigDict, num_classes: int) -> tuple[str, ...] | None:
   """The names of labels 0..num_classes-1 (`num_classes`: of the dataset's split), or None if unknown. Synthetic
   (data.path '' with format 'npz'): data.synthetic.actions, or ACTIONS' own order if that is empty."""
   if data_config.format == "npz" and not data_config.path:
     names = tuple(data_config.synthetic.actions) or tuple(action.name for action in synthetic_motions.ACTIONS)
     return names[:num_classes]
+  sidecar = classes_path(data_config.path) if data_config.format == "npz" else None
+  if sidecar is not None and sidecar.is_file():
+    names = read_classes(sidecar)
+    if len(names) != num_classes:
+      raise ValueError(f"{sidecar}: {len(names)} action names for {num_classes} classes in {data_config.path}")
+    return names
   return {60: NTU60_ACTIONS, 120: NTU120_ACTIONS}.get(num_classes)

@@ -82,7 +82,7 @@ def probe(
   *,
   seed: int = 0,
   plot_dir: pathlib.Path | None = None,
-  plot_names: Sequence[str] = ("stage1", "stars"),
+  plot_names: Sequence[str] = ("random_init", "stage1", "stars"),
   class_names: Sequence[str] | None = None,
 ) -> dict[str, dict[str, Any]]:
   """{protocol: {encoder name: value}} of `frozen_protocols` for every named encoder parameter tree; plots
