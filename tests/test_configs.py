@@ -17,6 +17,7 @@ SPECS = (
   + [f"stars.py:{n}_{r}" for n in STARS_SPLITS for r in tuning_recipes.STARS_RECIPES]
   + [f"{o}.py:ntu60_{s}_{r}" for o in ("moco", "dino") for s in ("xsub", "xview") for r in ("second", "third")]
   + ["ablation_synthetic.py"]
+  + [f"nwucla.py{v and ':' + v}" for v in ("", "gpu", "brief", "tiny")]
   + [f"linear.py:{n}" for n in SPLITS]
   + [f"finetune.py:{n}" for n in SPLITS]
   + [f"finetune.py:{n}_{s}" for n in ("ntu60_xsub", "ntu60_xview") for s in ("semi1", "semi10")]
@@ -77,6 +78,7 @@ def test_config_loads_with_one_shape(spec):
     "linear.py:ntu60_xset",
     "finetune.py:pku2_xsub_from_kinetics",
     "synthetic.py:fast",
+    "nwucla.py:xsub",
   ],
 )
 def test_bad_config_argument_names_the_file_and_choices(spec):
@@ -188,6 +190,15 @@ def test_synthetic_variants_share_the_main_jobs_data_and_model():
     assert config.data.to_dict() == main.data.to_dict() and config.model.to_dict() == main.model.to_dict()
     assert config.seed == main.seed
   assert _load("synthetic.py:finetune").finetune.init == "runs/synthetic/stage1/checkpoints"
+
+
+def test_nwucla_variants_read_the_cross_view_npz_with_every_class():
+  main, gpu = _load("nwucla.py"), _load("nwucla.py:gpu")
+  assert main.data.path == gpu.data.path == "data/NWUCLA_XView.npz" and main.data.held_out_classes == ()
+  assert (main.model.dim, main.model.depth, gpu.model.dim, gpu.model.depth) == (64, 4, 256, 8)
+  assert gpu.pretrain.epochs == 400 and gpu.stars.recipe == main.stars.recipe == "merged"
+  assert main.stars.queue.size < 1018  # the queue holds fewer projections than the training split has clips
+  assert "linear" not in _load("nwucla.py:brief") and _load("nwucla.py:brief").data == main.data
 
 
 def test_fewshot_config_holds_out_the_novel_ntu120_actions():
