@@ -1,8 +1,10 @@
 """Action names per label: the synthetic actions in label order, NTU RGB+D 60 / 120 by class count, else None."""
 
+import pytest
+
 from stars_jax import recipes
 from stars_jax.data import synthetic_motions
-from stars_jax.data.class_names import NTU60_ACTIONS, NTU120_ACTIONS, class_names
+from stars_jax.data.class_names import NTU60_ACTIONS, NTU120_ACTIONS, class_names, classes_path
 
 
 def _synthetic(num_classes: int, actions: tuple[str, ...] = ()):
@@ -44,3 +46,13 @@ def test_tfds_build_is_not_synthetic_and_unknown_counts_have_no_names():
   tfds.format = "array_record"
   assert class_names(tfds, 60) == NTU60_ACTIONS  # a TFDS build: '' is not the synthetic dataset
   assert class_names(recipes.data_config("data/PKUv1_XSub.npz"), 51) is None
+
+
+def test_names_beside_a_real_npz_win_and_must_match_its_class_count(tmp_path):
+  """`stars-jax prepare nwucla|kinect` writes <stem>.classes.txt; 10 classes alone would have no names."""
+  path = tmp_path / "NWUCLA_XView.npz"
+  assert class_names(recipes.data_config(str(path)), 10) is None
+  classes_path(path).write_text("walk\n\nsit down\n")  # blank lines are not names
+  assert class_names(recipes.data_config(str(path)), 2) == ("walk", "sit down")
+  with pytest.raises(ValueError, match="NWUCLA_XView.classes.txt: 2 action names for 3 classes"):
+    class_names(recipes.data_config(str(path)), 3)
