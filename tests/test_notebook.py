@@ -3,7 +3,7 @@
 import json
 import pathlib
 
-from conftest import write_nwucla_clips
+from nwucla_clips import write_nwucla_clips
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
