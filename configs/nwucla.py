@@ -39,7 +39,7 @@ def get_config(variant: str = ""):
     config.stars.queue.size = 768  # ~0.75 epoch of the 1,018 training clips, as 32768 is of NTU-60 XSub
     return config
   config.model.update(dict(dim=64, depth=4, num_heads=4, decoder_dim=64, decoder_depth=2, decoder_heads=4))
-  config.pretrain.update(dict(batch_size=32, epochs=40, checkpoint_every_steps=200, log_every_steps=10))
+  config.pretrain.update(dict(batch_size=32, epochs=60, checkpoint_every_steps=200, log_every_steps=10))
   config.pretrain.schedule.update(dict(warmup_epochs=2, min_lr=5e-4))
   config.stars.update(dict(epochs=10, batch_size=32, head_hidden_dim=512, log_every_steps=10))
   config.stars.queue.size = 768
