@@ -12,26 +12,18 @@ MoCo's second pointer advance and DINO's Sinkhorn-Knopp groups, and DINO's momen
 run (the official 1,252 steps per epoch are four times NTU-60 XSub's 313).
 """
 
-import importlib.util
 import pathlib
 
 import ml_collections
+
+from stars_jax import recipes
 
 OBJECTIVES = ("nnclr", "moco", "dino")
 OFFICIAL_GPUS = 4
 
 
-def _synthetic():
-  """configs/synthetic.py's main-job config (loaded by path: configs/ is not a package)."""
-  path = pathlib.Path(__file__).with_name("synthetic.py")
-  spec = importlib.util.spec_from_file_location("configs_synthetic", path)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module.get_config()
-
-
 def get_config():
-  config = _synthetic()
+  config = recipes.load_config(str(pathlib.Path(__file__).with_name("synthetic.py")))  # the main job's config
   config.stage = "ablation"
   del config["linear"]  # frozen-feature protocols only (the linear probe takes ~1 min per encoder here)
   s = config.stars

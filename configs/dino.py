@@ -11,8 +11,11 @@ selected checkpoint). As in the official configs, XView's second stage starts fr
 this objective with --config.stars.objective=dino.
 """
 
-from stars_jax import tuning_recipes
+from stars_jax import config_args, tuning_recipes
+
+NAMES = tuple(f"ntu60_{split}_{recipe}" for split in ("xsub", "xview") for recipe in ("second", "third"))
 
 
 def get_config(arg: str = ""):
-  return tuning_recipes.ablation_config(arg, "dino", "configs/dino.py")
+  row = config_args.parse_arg(arg, "configs/dino.py", row=(None, *NAMES)).row
+  return tuning_recipes.ablation_config(row, "dino", "configs/dino.py")

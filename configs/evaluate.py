@@ -12,10 +12,11 @@ actions 61-120, which the NTU-60 XSub encoders never saw (bank: their NTU-120 XS
 test clips), built from the NTU-120 XSub npz by class filter; the kNN / cluster rows are actions 1-60.
 """
 
-from stars_jax import recipes
+from stars_jax import config_args, recipes
 
 
 def get_config(arg: str = ""):
+  arg = config_args.parse_arg(arg, "configs/evaluate.py", row=(None, *recipes.ROWS, "fewshot_ntu120")).row
   if arg == "fewshot_ntu120":
     return recipes.frozen_evaluation(
       "ntu120", "xsub", held_out=recipes.NTU120_STARS_NOVEL, stage1=recipes.mamp_checkpoints("ntu60", "xsub")

@@ -15,12 +15,19 @@ of the ranks' subsets, saved likewise), to reproduce the published semi-supervis
 (its last checkpoint; PKU-I's after 301 epochs, finetune.init_epoch, as the official script loads checkpoint-300).
 """
 
-from stars_jax import recipes
+from stars_jax import config_args, recipes
 
 SEMI_RATIOS = {"semi1": 0.01, "semi10": 0.1}
+SOURCES = tuple(dataset for dataset, split in recipes.NPZ_FILES if split == "xsub")  # transfer: XSub encoders
+NAMES = (
+  *recipes.ROWS,
+  *(f"{row}_{semi}" for row in recipes.ROWS for semi in SEMI_RATIOS),
+  *(f"{row}_from_{source}" for row in recipes.ROWS for source in SOURCES),
+)
 
 
 def get_config(arg: str = ""):
+  arg = config_args.parse_arg(arg, "configs/finetune.py", row=(None, *NAMES)).row
   if "_from_" in arg:
     target, source = arg.split("_from_")
     recipes.parse_dataset_split(f"{source}_xsub", "configs/finetune.py (transfer source)")

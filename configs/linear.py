@@ -7,8 +7,9 @@ Arguments: ntu60_xsub, ntu60_xview, ntu120_xsub, ntu120_xset, pku1_xsub, pku2_xs
 the head on features extracted once (fast; not the official protocol, labelled so in results).
 """
 
-from stars_jax import recipes
+from stars_jax import config_args, recipes
 
 
 def get_config(arg: str = ""):
-  return recipes.linear_probe(*recipes.parse_dataset_split(arg, "configs/linear.py"))
+  row = config_args.parse_arg(arg, "configs/linear.py", row=(None, *recipes.ROWS)).row
+  return recipes.linear_probe(*recipes.parse_dataset_split(row, "configs/linear.py"))

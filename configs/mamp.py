@@ -12,10 +12,13 @@ configs/stars.py:pku2_xsub_* start from it). `<dataset>_<split>_wide` is beyond 
 --config.model.remat=True to trade a second forward pass for activation memory.
 """
 
-from stars_jax import recipes
+from stars_jax import config_args, recipes
+
+NAMES = (*recipes.ROWS, *(f"{row}_wide" for row in recipes.ROWS), "pku2_xsub_stars")
 
 
 def get_config(arg: str = ""):
+  arg = config_args.parse_arg(arg, "configs/mamp.py", row=(None, *NAMES)).row
   name, wide = (arg[: -len("_wide")], True) if arg.endswith("_wide") else (arg, False)
   if name == "pku2_xsub_stars":
     return recipes.mamp_pretrain("pku2", "xsub", stars_copy=True)

@@ -14,7 +14,7 @@ results.json and report.md compare the MAMP and STARS encoders with a random one
 clusters); plots/ has t-SNE and confusion plots with the action names (data/NWUCLA_XView.classes.txt).
 """
 
-from stars_jax import recipes, tuning_recipes
+from stars_jax import config_args, recipes, tuning_recipes
 
 VARIANTS = ("", "gpu", "brief", "tiny")
 NPZ = "data/NWUCLA_XView.npz"
@@ -27,9 +27,8 @@ def _base():
   return config
 
 
-def get_config(variant: str = ""):
-  if variant not in VARIANTS:
-    raise ValueError(f"configs/nwucla.py:{variant}: choose one of {VARIANTS[1:]} (or no argument)")
+def get_config(arg: str = ""):
+  variant = config_args.parse_arg(arg, "configs/nwucla.py", variant=VARIANTS).variant
   config = _base()
   config.pretrain = recipes.pretrain_group("ntu60")
   config.stars = tuning_recipes.stars_group("merged", layer_decay=tuning_recipes.STARS_LAYER_DECAY["ntu60"])

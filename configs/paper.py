@@ -4,6 +4,7 @@ with our numbers next to the published ones.
 
   stars-jax --config=configs/paper.py:ntu60_xsub --workdir=runs/paper_ntu60_xsub --config.data.root=DIR
   stars-jax --config=configs/paper.py:synthetic --workdir=runs/paper_synthetic      # the CPU twin (minutes)
+  stars-jax --config=configs/paper.py:synthetic,tiny --workdir=runs/paper_tiny       # the same in seconds
 
 Rows: ntu60_xsub, ntu60_xview, ntu120_xsub, ntu120_xset, pku2_xsub (the STARS README's rows, and PKU-II);
 `<row>_merged`: one STARS stage with the 'merged' recipe instead of 'second' then 'third'. Stages, in
@@ -22,7 +23,7 @@ import pathlib
 
 import ml_collections
 
-from stars_jax import recipes
+from stars_jax import config_args, recipes
 
 HERE = pathlib.Path(__file__).resolve().parent
 ROWS = ("ntu60_xsub", "ntu60_xview", "ntu120_xsub", "ntu120_xset", "pku2_xsub")
@@ -107,34 +108,46 @@ def paper_row(dataset: str, split: str, merged: bool = False) -> ml_collections.
   return config
 
 
-def synthetic(merged: bool = False) -> ml_collections.ConfigDict:
+def synthetic(merged: bool = False, tiny: bool = False) -> ml_collections.ConfigDict:
   """The same pipeline on the embedded synthetic dataset at the main job's sizes (configs/synthetic.py: 4-block
   64-d encoder, 32-frame clips, 4 actions held out for few-shot), with shorter stages (stage 1: 40 epochs, each
-  STARS stage 4) so it runs in about 15 minutes on 2 CPU cores."""
-  main = _load("synthetic.py")
+  STARS stage 4) so it runs in about 15 minutes on 2 CPU cores. `tiny`: at the sizes and stage lengths of
+  configs/synthetic.py:tiny (seconds; the pipeline test)."""
+  main = _load("synthetic.py:tiny" if tiny else "synthetic.py")
   config = _pipeline("synthetic", "xsub", main)
   config.data.root = ""  # data.path '' = the synthetic dataset, generated under data.synthetic.dir
   config.stages.prepare = _stage("prepare")
-  main.pretrain.epochs = 40
+  if not tiny:
+    main.pretrain.epochs = 40
   config.stages.pretrain = _stage("pretrain", pretrain=main.pretrain)
 
   def tune_for(recipe: str) -> ml_collections.ConfigDict:
     tune = _load(f"stars.py:ntu60_xsub_{recipe}")
-    tune.stars.update(dict(epochs=4, batch_size=32, head_hidden_dim=512, log_every_steps=10))
-    tune.stars.queue.size = main.stars.queue.size
-    tune.stars.monitor.batch_size = main.stars.monitor.batch_size
+    s = main.stars
+    tune.stars.update(dict(epochs=s.epochs if tiny else 4, batch_size=s.batch_size, head_hidden_dim=s.head_hidden_dim))
+    tune.stars.log_every_steps = s.log_every_steps
+    tune.stars.queue.size = s.queue.size
+    tune.stars.monitor.update(dict(batch_size=s.monitor.batch_size, val_fraction=s.monitor.val_fraction))
+    tune.stars.monitor.ks = s.monitor.ks
     return tune
 
   tuned = _tune_stages(config, ("merged",) if merged else ("second", "third"), tune_for)
-  finetune = _load("synthetic.py:finetune").finetune
-  _downstream(config, tuned, main.linear, finetune, 128, dict(classes=()))  # classes: data.held_out_classes
+  finetune = _load("synthetic.py:finetune,tiny" if tiny else "synthetic.py:finetune").finetune
+  batch_size = main.evaluate.batch_size if tiny else 128
+  _downstream(config, tuned, main.linear, finetune, batch_size, dict(classes=()))  # classes: data.held_out_classes
+  if tiny:
+    config.pipeline.warmup_steps = 0
   return config
 
 
+NAMES = tuple(f"{row}{merged}" for row in (*ROWS, "synthetic") for merged in ("", "_merged"))
+
+
 def get_config(arg: str = ""):
-  name, merged = (arg[: -len("_merged")], True) if arg.endswith("_merged") else (arg, False)
+  args = config_args.parse_arg(arg, "configs/paper.py", row=(None, *NAMES), tiny=False)
+  name, merged = (args.row[: -len("_merged")], True) if args.row.endswith("_merged") else (args.row, False)
   if name == "synthetic":
-    return synthetic(merged)
-  if name not in ROWS:
-    raise ValueError(f"configs/paper.py:{arg}: choose one of {ROWS + ('synthetic',)} (optionally + '_merged')")
+    return synthetic(merged, args.tiny)
+  if args.tiny:
+    raise ValueError(f"configs/paper.py:{arg}: `tiny` is a variant of the synthetic row only")
   return paper_row(*recipes.parse_dataset_split(name, "configs/paper.py"), merged=merged)

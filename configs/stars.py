@@ -11,10 +11,18 @@ selected checkpoint runs/stars_<dataset>_<split>_second/best: head, BN statistic
 --config.stars.init=DIR (e.g. an imported official checkpoint).
 """
 
-from stars_jax import recipes, tuning_recipes
+from stars_jax import config_args, recipes, tuning_recipes
+
+NAMES = tuple(
+  f"{dataset}_{split}_{recipe}"
+  for dataset, split in recipes.NPZ_FILES
+  if dataset in tuning_recipes.STARS_LAYER_DECAY
+  for recipe in tuning_recipes.STARS_RECIPES
+)
 
 
 def get_config(arg: str = ""):
+  arg = config_args.parse_arg(arg, "configs/stars.py", row=(None, *NAMES)).row
   name, _, recipe = arg.rpartition("_")
   dataset, split = recipes.parse_dataset_split(name, "configs/stars.py")
   if dataset not in tuning_recipes.STARS_LAYER_DECAY:

@@ -5,6 +5,11 @@ dataset, on a CPU, then the evaluation suite of both encoders.
   stars-jax --config=configs/synthetic.py:evaluate --workdir=runs/synthetic_eval   # its evaluation suite again
   stars-jax --config=configs/synthetic.py:finetune --workdir=runs/ft_stage1        # fine-tune its encoders
       [--config.finetune.init=runs/synthetic/stars/best]
+  stars-jax --config=configs/synthetic.py:tiny --workdir=runs/tiny         # the same job in seconds (tests, notebook)
+
+Arguments (comma-separated, stars_jax.config_args): `evaluate` or `finetune` (the job; default: the main job),
+`tiny` (a 2-block 32-d model on 6 synthetic actions of 4 subjects, 16-frame clips, each stage a few steps: the
+settings the tests, the quickstart notebook and the pipeline test run; e.g. `:evaluate,tiny`).
 
 Same code path as the official recipes (configs/mamp.py, configs/stars.py); only sizes and run lengths shrink
 so the job finishes in minutes on 2 CPU cores. The data are generated under data.synthetic.dir on first use.
@@ -15,9 +20,9 @@ results.json and report.md compare the stage-1 and tuned encoders (next to a ran
 quality (silhouette, k-means NMI / ARI); t-SNE and confusion plots go to plots/.
 """
 
-from stars_jax import recipes, tuning_recipes
+from stars_jax import config_args, recipes, tuning_recipes
 
-VARIANTS = ("", "evaluate", "finetune")
+JOBS = ("main", "evaluate", "finetune")
 SEEN_ACTIONS = (
   "wave",
   "kick",
@@ -50,16 +55,20 @@ def _base(stage: str):
   return config
 
 
-def get_config(variant: str = ""):
-  if variant not in VARIANTS:
-    raise ValueError(f"configs/synthetic.py:{variant}: choose one of {VARIANTS[1:]} (or no argument)")
-  if variant == "evaluate":
+def get_config(arg: str = ""):
+  args = config_args.parse_arg(arg, "configs/synthetic.py", job=JOBS, tiny=False)
+  config = _job(args.job)
+  return _tiny(config) if args.tiny else config
+
+
+def _job(job: str):
+  if job == "evaluate":
     config = _base("evaluate")
     config.evaluate = recipes.evaluate_group(
       stage1="runs/synthetic/stage1/checkpoints", stars="runs/synthetic/stars/best"
     )
     return config
-  if variant == "finetune":
+  if job == "finetune":
     # The official fine-tuning recipe (SPEC §3.4) shortened to 30 epochs, on the seen classes.
     config = _base("finetune")
     config.finetune = recipes.finetune_group(init="runs/synthetic/stage1/checkpoints")
@@ -83,4 +92,26 @@ def get_config(variant: str = ""):
   config.linear = recipes.linear_group()
   config.linear.update(dict(epochs=10, batch_size=64, eval_batch_size=128, log_every_steps=10))
   config.evaluate = recipes.evaluate_group(enabled=True)
+  return config
+
+
+def _tiny(config):
+  """Seconds on a CPU: 6 actions (2 held out) of 4 subjects x 2 cameras (24 training clips of the 4 seen ones),
+  16-frame clips, a 2-block 32-d model, each training stage a few steps of 8 clips."""
+  config.data.synthetic.update(dict(num_classes=6, num_subjects=4, num_cameras=2, num_repetitions=1))
+  config.data.held_out_classes = (1, 4)
+  config.data.update(dict(window=16, num_threads=1))
+  config.model.update(dict(dim=32, depth=2, decoder_dim=32, decoder_depth=1))
+  if "evaluate" in config:
+    config.evaluate.batch_size = 16
+  if "pretrain" in config:  # 36 steps: 24 clips / 8 x 12 epochs
+    config.pretrain.update(dict(batch_size=8, epochs=12, log_every_steps=3, checkpoint_every_steps=12))
+    config.pretrain.schedule.warmup_epochs = 1
+  if "stars" in config:  # 6 steps, monitored on a quarter of the training clips
+    config.stars.update(dict(epochs=2, batch_size=8, head_hidden_dim=32, log_every_steps=3))
+    config.stars.queue.size = 20
+    config.stars.monitor.update(dict(batch_size=16, val_fraction=0.25, ks=(1, 3)))
+  for group in ("linear", "finetune"):
+    if group in config:
+      config[group].update(dict(epochs=2, batch_size=8, eval_batch_size=16, log_every_steps=3))
   return config

@@ -19,6 +19,7 @@ NPZ_FILES = {
   ("pku1", "xsub"): "PKUv1_XSub.npz",
   ("pku2", "xsub"): "PKUv2_XSub.npz",
 }
+ROWS = tuple(f"{dataset}_{split}" for dataset, split in NPZ_FILES)  # the config files' row arguments
 STAGES = ("pretrain", "tune", "pretrain_tune", "linear", "finetune", "evaluate", "ablation")
 
 # Few-shot protocols (SPEC §1.9): NTU-120 actions 61-120, unseen by an NTU-60 encoder (0-based ids); the

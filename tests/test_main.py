@@ -17,44 +17,11 @@ from stars_jax import workdir_lock
 pytestmark = pytest.mark.slow
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
-DATA_MODEL = [
-  "--config.data.synthetic.num_classes=6",
-  "--config.data.held_out_classes=(1,4)",
-  "--config.data.synthetic.num_subjects=4",
-  "--config.data.synthetic.num_cameras=2",
-  "--config.data.synthetic.num_repetitions=1",
-  "--config.data.window=16",
-  "--config.data.num_threads=1",
-  "--config.model.dim=32",
-  "--config.model.depth=2",
-  "--config.model.decoder_dim=32",
-  "--config.model.decoder_depth=1",
-  "--config.evaluate.batch_size=16",
-]
-STAGES = [
-  "--config.pretrain.batch_size=8",
-  "--config.pretrain.epochs=12",
-  "--config.pretrain.schedule.warmup_epochs=1",
-  "--config.pretrain.log_every_steps=3",
-  "--config.pretrain.checkpoint_every_steps=12",
-  "--config.stars.epochs=2",
-  "--config.stars.batch_size=8",
-  "--config.stars.head_hidden_dim=32",
-  "--config.stars.queue.size=20",
-  "--config.stars.monitor.batch_size=16",
-  "--config.stars.log_every_steps=3",
-  "--config.stars.monitor.val_fraction=0.25",
-  "--config.stars.monitor.ks=(1,3)",
-  "--config.linear.epochs=2",
-  "--config.linear.batch_size=8",
-  "--config.linear.eval_batch_size=16",
-  "--config.linear.log_every_steps=3",
-]
+CONFIG = "configs/synthetic.py:tiny"  # the main job at seconds-long sizes
 
 
-def _main(workdir, data_dir, *extra, config="configs/synthetic.py"):
+def _main(workdir, data_dir, *extra, config=CONFIG):
   env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}  # one CPU device, as a user runs it
-  overrides = DATA_MODEL + (STAGES if config == "configs/synthetic.py" else [])
   return subprocess.run(
     [
       sys.executable,
@@ -63,7 +30,6 @@ def _main(workdir, data_dir, *extra, config="configs/synthetic.py"):
       f"--config={config}",
       f"--workdir={workdir}",
       f"--config.data.synthetic.dir={data_dir}",
-      *overrides,
       *extra,
     ],
     env=env,
@@ -153,7 +119,7 @@ def test_evaluate_stage_reproduces_the_main_jobs_frozen_protocols(run, tmp_path)
     f"--config.evaluate.stage1={workdir}/stage1/checkpoints",
     f"--config.evaluate.stars={workdir}/stars/best",
     "--config.evaluate.plots=False",
-    config="configs/synthetic.py:evaluate",
+    config="configs/synthetic.py:evaluate,tiny",
   )
   assert evaluate.returncode == 0, evaluate.stderr[-3000:]
   evaluated = json.loads((tmp_path / "eval" / "results.json").read_text())
@@ -187,7 +153,7 @@ def test_evaluate_names_the_missing_checkpoint_and_key(tmp_path):
     tmp_path / "data",
     f"--config.evaluate.stage1={tmp_path}/nowhere",
     "--config.evaluate.stars=",
-    config="configs/synthetic.py:evaluate",
+    config="configs/synthetic.py:evaluate,tiny",
   )
   assert proc.returncode != 0
   assert "nowhere" in proc.stderr and "evaluate.stage1" in proc.stderr
@@ -232,7 +198,8 @@ def test_an_unknown_config_key_is_one_line_naming_the_keys_there(tmp_path):
 
 def test_unknown_override_accepts_every_key_of_the_config():
   config = f"--config={REPO / 'configs' / 'synthetic.py'}"
-  assert main_module.unknown_override([config, *DATA_MODEL, *STAGES]) is None
+  overrides = ["--config.data.window=16", "--config.stars.monitor.ks=(1,3)", "--config.linear.optim.lr=0.2"]
+  assert main_module.unknown_override([config, *overrides]) is None
   assert "has no key 'stars.queue.length'" in main_module.unknown_override([config, "--config.stars.queue.length=3"])
 
 

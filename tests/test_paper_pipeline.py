@@ -19,45 +19,10 @@ from stars_jax import recipes, sharding
 from stars_jax.pipeline import inputs, job, published, stages
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
-CONFIG = "configs/paper.py:synthetic"
-TINY = [
-  "--config.data.synthetic.num_classes=6",
-  "--config.data.held_out_classes=(1,4)",
-  "--config.data.synthetic.num_subjects=4",
-  "--config.data.synthetic.num_cameras=2",
-  "--config.data.synthetic.num_repetitions=1",
-  "--config.data.window=16",
-  "--config.data.num_threads=1",
-  "--config.model.dim=32",
-  "--config.model.depth=1",
-  "--config.model.decoder_dim=32",
-  "--config.model.decoder_depth=1",
-  "--config.pipeline.warmup_steps=0",
-  "--config.stages.pretrain.pretrain.batch_size=8",
-  "--config.stages.pretrain.pretrain.epochs=3",
-  "--config.stages.pretrain.pretrain.schedule.warmup_epochs=1",
-  "--config.stages.pretrain.pretrain.checkpoint_every_steps=0",
-  *[
-    f"--config.stages.{t}.stars.{k}"
-    for t in ("tune_second", "tune_third")
-    for k in (
-      "batch_size=8",
-      "head_hidden_dim=32",
-      "queue.size=16",
-      "monitor.batch_size=16",
-      "monitor.val_fraction=0.25",
-      "monitor.ks=(1,3)",
-      "log_every_steps=2",
-    )
-  ],
-  "--config.stages.tune_second.stars.epochs=12",  # the stage the SIGTERM interrupts
+CONFIG = "configs/paper.py:synthetic,tiny"  # the pipeline at configs/synthetic.py:tiny's sizes
+TINY = [  # what this test needs beyond the tiny variant: a tune_second long enough to be preempted
+  "--config.stages.tune_second.stars.epochs=12",
   "--config.stages.tune_second.stars.monitor.every_epochs=4",
-  "--config.stages.tune_third.stars.epochs=1",
-  "--config.stages.linear.linear.epochs=2",
-  "--config.stages.linear.linear.batch_size=8",
-  "--config.stages.linear.linear.eval_batch_size=16",
-  "--config.stages.knn.batch_size=16",
-  "--config.stages.fewshot.batch_size=16",
 ]
 
 
@@ -178,7 +143,7 @@ def test_the_plan_estimate_adds_up_its_measured_parts(preempted, tmp_path):
   linear, knn = plan["stages"]
   m = linear["measured"]
   assert (linear["steps"], linear["steps_per_epoch"], linear["evaluations"], linear["checkpoint_saves"]) == (6, 3, 2, 2)
-  assert linear["eval_batches_each"] == 1 and linear["inputs"]["stages.linear.input"]["step"] == 9
+  assert linear["eval_batches_each"] == 1 and linear["inputs"]["stages.linear.input"]["step"] == 36
   parts = m["setup_s"] + m["compile_s"] + 6 * m["step_s"] + 2 * m["eval_batch_s"] + m["eval_compile_s"]
   assert linear["estimate_s"] == pytest.approx(parts + (2 + 1) * m["save_s"])  # 2 saves, 1 restore (init)
   assert knn["clips"] == {"train": 24, "test": 8} and knn["eval_batches_total"] == 2 + 1
@@ -190,7 +155,7 @@ def test_the_plan_estimate_adds_up_its_measured_parts(preempted, tmp_path):
 
 def _tiny_config(tmp_path: pathlib.Path) -> ml_collections.ConfigDict:
   """The pipeline config of the command line above (TINY), in Python."""
-  config = recipes.load_config(f"{REPO / 'configs' / 'paper.py'}:synthetic")
+  config = recipes.load_config(str(REPO / CONFIG))
   for arg in TINY:
     key, text = arg[len("--config.") :].split("=", 1)
     *groups, name = key.split(".")
