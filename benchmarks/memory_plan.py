@@ -23,7 +23,7 @@ import jax
 import numpy as np
 from absl import app, flags
 
-from stars_jax import recipes, sharding
+from stars_jax import config_lib, sharding
 from stars_jax.data.npz import FRAME_WIDTH
 from stars_jax.models import factory
 from stars_jax.train import pretrain
@@ -83,7 +83,7 @@ def main(argv) -> None:
     for spec in _CONFIGS.value:
       stem = config_name(spec)
       for remat in (False, True):
-        config = recipes.load_config(str(ROOT / "configs" / spec))
+        config = config_lib.load_config(str(ROOT / "configs" / spec))
         config.data.path = data_path
         config.model.update(dict(remat=remat, compute_dtype=_DTYPE.value))
         plans = {b: plan(config, b) for b in batches}

@@ -13,7 +13,7 @@ import time
 import jax
 from absl import app, flags
 
-from stars_jax import recipes, sharding
+from stars_jax import config_lib, sharding
 from stars_jax.data import sources
 from stars_jax.evaluate import features, knn
 from stars_jax.models import factory
@@ -38,7 +38,7 @@ _OUT = flags.DEFINE_string("out", "", "Output JSON (default under benchmarks/res
 
 
 def _config(seed: int):
-  config = recipes.load_config(str(ROOT / "configs" / "synthetic.py"))
+  config = config_lib.load_config(str(ROOT / "configs" / "synthetic.py"))
   config.seed = seed
   config.model.compute_dtype = "float32"  # same numerics on CPU and GPU
   config.pretrain.epochs = _EPOCHS.value

@@ -16,14 +16,14 @@ import pathlib
 
 import ml_collections
 
-from stars_jax import recipes
+from stars_jax import config_lib
 
 OBJECTIVES = ("nnclr", "moco", "dino")
 OFFICIAL_GPUS = 4
 
 
 def get_config():
-  config = recipes.load_config(str(pathlib.Path(__file__).with_name("synthetic.py")))  # the main job's config
+  config = config_lib.load_config(str(pathlib.Path(__file__).with_name("synthetic.py")))  # the main job's config
   config.stage = "ablation"
   del config["linear"]  # frozen-feature protocols only (the linear probe takes ~1 min per encoder here)
   s = config.stars

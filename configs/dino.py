@@ -11,11 +11,15 @@ selected checkpoint). As in the official configs, XView's second stage starts fr
 this objective with --config.stars.objective=dino.
 """
 
-from stars_jax import config_args, tuning_recipes
+from stars_jax import config_args, config_lib
 
-NAMES = tuple(f"ntu60_{split}_{recipe}" for split in ("xsub", "xview") for recipe in ("second", "third"))
+stars = config_lib.sibling(__file__, "stars")
+
+# Official dinotuning_<split>_<recipe>.yaml (STARS:config/ntu60/pretext, SPEC §4.11): epochs and layer decay.
+RECIPES = {"second": dict(epochs=20, layer_decay=0.65), "third": dict(epochs=20, layer_decay=0.45)}
+NAMES = tuple(f"ntu60_{split}_{recipe}" for split in ("xsub", "xview") for recipe in RECIPES)
 
 
 def get_config(arg: str = ""):
   row = config_args.parse_arg(arg, "configs/dino.py", row=(None, *NAMES)).row
-  return tuning_recipes.ablation_config(row, "dino", "configs/dino.py")
+  return stars.ablation(row, "dino", RECIPES, "configs/dino.py")

@@ -12,13 +12,26 @@ actions 61-120, which the NTU-60 XSub encoders never saw (bank: their NTU-120 XS
 test clips), built from the NTU-120 XSub npz by class filter; the kNN / cluster rows are actions 1-60.
 """
 
-from stars_jax import config_args, recipes
+import ml_collections
+
+from stars_jax import config_args, config_lib
+
+common = config_lib.sibling(__file__, "common")
+
+
+def recipe(dataset: str, split: str, held_out: tuple[int, ...], stage1: str) -> ml_collections.ConfigDict:
+  """kNN (SPEC §4.10, k = 1, 2, 5, 10), logistic regression and cluster quality of frozen encoders on one
+  dataset/split; with held-out classes also few-shot / one-shot on them (SPEC §1.9)."""
+  config = common.base(dataset, split, "evaluate")
+  config.data.held_out_classes = tuple(held_out)
+  config.evaluate = common.evaluate_group(
+    stage1=stage1 or common.mamp_checkpoints(dataset, split), stars="", enabled=True
+  )
+  return config
 
 
 def get_config(arg: str = ""):
-  arg = config_args.parse_arg(arg, "configs/evaluate.py", row=(None, *recipes.ROWS, "fewshot_ntu120")).row
+  arg = config_args.parse_arg(arg, "configs/evaluate.py", row=(None, *common.ROWS, "fewshot_ntu120")).row
   if arg == "fewshot_ntu120":
-    return recipes.frozen_evaluation(
-      "ntu120", "xsub", held_out=recipes.NTU120_STARS_NOVEL, stage1=recipes.mamp_checkpoints("ntu60", "xsub")
-    )
-  return recipes.frozen_evaluation(*recipes.parse_dataset_split(arg, "configs/evaluate.py"))
+    return recipe("ntu120", "xsub", common.NTU120_STARS_NOVEL, stage1=common.mamp_checkpoints("ntu60", "xsub"))
+  return recipe(*common.parse_dataset_split(arg, "configs/evaluate.py"), held_out=(), stage1="")

@@ -15,28 +15,81 @@ of the ranks' subsets, saved likewise), to reproduce the published semi-supervis
 (its last checkpoint; PKU-I's after 301 epochs, finetune.init_epoch, as the official script loads checkpoint-300).
 """
 
-from stars_jax import config_args, recipes
+import ml_collections
 
+from stars_jax import config_args, config_lib
+
+common = config_lib.sibling(__file__, "common")
+mamp = config_lib.sibling(__file__, "mamp")
+
+# Official head widths, including the configs' class-count slips (§7.12): extra logits are never targets.
+NUM_CLASSES = {
+  ("ntu60", "xsub"): 60,
+  ("ntu60", "xview"): 60,
+  ("ntu120", "xsub"): 120,
+  ("ntu120", "xset"): 120,
+  ("pku1", "xsub"): 60,
+  ("pku2", "xsub"): 51,
+}
 SEMI_RATIOS = {"semi1": 0.01, "semi10": 0.1}
-SOURCES = tuple(dataset for dataset, split in recipes.NPZ_FILES if split == "xsub")  # transfer: XSub encoders
+SOURCES = tuple(dataset for dataset, split in common.NPZ_FILES if split == "xsub")  # transfer: XSub encoders
 NAMES = (
-  *recipes.ROWS,
-  *(f"{row}_{semi}" for row in recipes.ROWS for semi in SEMI_RATIOS),
-  *(f"{row}_from_{source}" for row in recipes.ROWS for source in SOURCES),
+  *common.ROWS,
+  *(f"{row}_{semi}" for row in common.ROWS for semi in SEMI_RATIOS),
+  *(f"{row}_from_{source}" for row in common.ROWS for source in SOURCES),
 )
+
+
+def finetune_group(num_classes: int, data_ratio: float, init: str) -> ml_collections.ConfigDict:
+  """Fine-tuning (SPEC §3.4) with the scripts' lr 3e-4 / 1e-5 (§7.15): layer-wise lr decay 0.8 (scratch
+  baseline: 1.0), AdamW, no decay on 1-D tensors and biases, warmup 5, 100 epochs, batch 48 (2 GPUs x 24).
+  num_classes -1: the dataset's one-hot width."""
+  return common.classification_group(
+    init=init,
+    num_classes=num_classes,
+    batch_size=48,
+    epochs=100,
+    optim=common.optim(
+      name="adamw",
+      lr=3e-4,
+      b1=0.9,
+      b2=0.999,
+      eps=1e-8,
+      momentum=0.0,
+      weight_decay=0.05,
+      decay_groups="no_1d",
+      layer_decay=0.8,
+      clip="none",
+      clip_norm=0.0,
+    ),
+    schedule=common.schedule("warmup_cosine", warmup_epochs=5.0, min_lr=1e-5),
+    drop_path=0.3,
+    dropout=0.3,
+    label_smoothing=0.1,
+    data_ratio=data_ratio,
+  )
+
+
+def recipe(dataset: str, split: str, data_ratio: float, init: str) -> ml_collections.ConfigDict:
+  """Official fine-tuning (or semi-supervised with data_ratio < 1) of one dataset/split, from `init` (default:
+  the same dataset/split's stage-1 encoder)."""
+  config = common.base(dataset, split, "finetune")
+  config.finetune = finetune_group(
+    NUM_CLASSES[(dataset, split)], data_ratio, init or common.mamp_checkpoints(dataset, split)
+  )
+  return config
 
 
 def get_config(arg: str = ""):
   arg = config_args.parse_arg(arg, "configs/finetune.py", row=(None, *NAMES)).row
   if "_from_" in arg:
     target, source = arg.split("_from_")
-    recipes.parse_dataset_split(f"{source}_xsub", "configs/finetune.py (transfer source)")
-    config = recipes.finetune(
-      *recipes.parse_dataset_split(target, "configs/finetune.py"), init=recipes.mamp_checkpoints(source, "xsub")
-    )
-    config.finetune.init_epoch = recipes.downstream_epochs(source)  # PKU-I: after 301 epochs, as the official
+    common.parse_dataset_split(f"{source}_xsub", "configs/finetune.py (transfer source)")
+    dataset, split = common.parse_dataset_split(target, "configs/finetune.py")
+    config = recipe(dataset, split, data_ratio=1.0, init=common.mamp_checkpoints(source, "xsub"))
+    config.finetune.init_epoch = mamp.downstream_epochs(source)  # PKU-I: after 301 epochs, as the official
     return config
   name, _, suffix = arg.rpartition("_")
   if suffix in SEMI_RATIOS:
-    return recipes.finetune(*recipes.parse_dataset_split(name, "configs/finetune.py"), data_ratio=SEMI_RATIOS[suffix])
-  return recipes.finetune(*recipes.parse_dataset_split(arg, "configs/finetune.py"))
+    return recipe(*common.parse_dataset_split(name, "configs/finetune.py"), data_ratio=SEMI_RATIOS[suffix], init="")
+  return recipe(*common.parse_dataset_split(arg, "configs/finetune.py"), data_ratio=1.0, init="")

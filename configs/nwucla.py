@@ -14,14 +14,19 @@ results.json and report.md compare the MAMP and STARS encoders with a random one
 clusters); plots/ has t-SNE and confusion plots with the action names (data/NWUCLA_XView.classes.txt).
 """
 
-from stars_jax import config_args, recipes, tuning_recipes
+from stars_jax import config_args, config_lib
+
+common = config_lib.sibling(__file__, "common")
+mamp = config_lib.sibling(__file__, "mamp")
+stars = config_lib.sibling(__file__, "stars")
+linear = config_lib.sibling(__file__, "linear")
 
 VARIANTS = ("", "gpu", "brief", "tiny")
 NPZ = "data/NWUCLA_XView.npz"
 
 
 def _base():
-  config = recipes.base("ntu60", "xview", "pretrain_tune")
+  config = common.base("ntu60", "xview", "pretrain_tune")
   config.data.path = NPZ
   config.data.window = 32  # 8 segments x 25 joints = 200 tokens per person
   return config
@@ -30,10 +35,10 @@ def _base():
 def get_config(arg: str = ""):
   variant = config_args.parse_arg(arg, "configs/nwucla.py", variant=VARIANTS).variant
   config = _base()
-  config.pretrain = recipes.pretrain_group("ntu60")
-  config.stars = tuning_recipes.stars_group("merged", layer_decay=tuning_recipes.STARS_LAYER_DECAY["ntu60"])
-  config.linear = recipes.linear_group()
-  config.evaluate = recipes.evaluate_group(enabled=True)
+  config.pretrain = mamp.pretrain_group("ntu60")
+  config.stars = stars.stars_group("merged", stars.LAYER_DECAY["ntu60"], lr=1e-3)
+  config.linear = linear.linear_group(num_classes=-1, init="")
+  config.evaluate = common.evaluate_group(stage1="", stars="", enabled=True)
   if variant == "gpu":
     config.stars.queue.size = 768  # ~0.75 epoch of the 1,018 training clips, as 32768 is of NTU-60 XSub
     return config

@@ -23,7 +23,9 @@ import pathlib
 
 import ml_collections
 
-from stars_jax import config_args, recipes
+from stars_jax import config_args, config_lib
+
+common = config_lib.sibling(__file__, "common")
 
 HERE = pathlib.Path(__file__).resolve().parent
 ROWS = ("ntu60_xsub", "ntu60_xview", "ntu120_xsub", "ntu120_xset", "pku2_xsub")
@@ -32,7 +34,7 @@ KNN_KS = (1, 2, 5, 10)
 
 def _load(spec: str) -> ml_collections.ConfigDict:
   """A config of the recipe files beside this one (configs/<spec>)."""
-  return recipes.load_config(str(HERE / spec))
+  return config_lib.load_config(str(HERE / spec))
 
 
 def _stage(kind: str, enabled: bool = True, data: dict | None = None, **settings) -> ml_collections.ConfigDict:
@@ -91,10 +93,10 @@ def _downstream(config, tuned: str, linear, finetune, batch_size: int, fewshot: 
 
 def paper_row(dataset: str, split: str, merged: bool = False) -> ml_collections.ConfigDict:
   """The pipeline of one published row from the official recipes (SPEC §3-§5)."""
-  mamp = recipes.mamp_pretrain(dataset, split, stars_copy=dataset == "pku2")
+  mamp = _load("mamp.py:pku2_xsub_stars" if dataset == "pku2" else f"mamp.py:{dataset}_{split}")
   config = _pipeline(dataset, split, mamp)
   config.data.root = "data"  # directory of the npz files
-  config.data.path = recipes.NPZ_FILES[(dataset, split)]
+  config.data.path = common.NPZ_FILES[(dataset, split)]
   config.stages.prepare = _stage("prepare")
   config.stages.pretrain = _stage("pretrain", pretrain=mamp.pretrain)
   tuned = _tune_stages(
@@ -102,8 +104,8 @@ def paper_row(dataset: str, split: str, merged: bool = False) -> ml_collections.
   )
   fewshot = None
   if (dataset, split) == ("ntu60", "xsub"):
-    fewshot = dict(classes=recipes.NTU120_STARS_NOVEL, data=dict(path=recipes.NPZ_FILES[("ntu120", "xsub")]))
-  linear, finetune = recipes.linear_probe(dataset, split).linear, recipes.finetune(dataset, split).finetune
+    fewshot = dict(classes=common.NTU120_STARS_NOVEL, data=dict(path=common.NPZ_FILES[("ntu120", "xsub")]))
+  linear, finetune = _load(f"linear.py:{dataset}_{split}").linear, _load(f"finetune.py:{dataset}_{split}").finetune
   _downstream(config, tuned, linear, finetune, 256, fewshot)
   return config
 
@@ -150,4 +152,4 @@ def get_config(arg: str = ""):
     return synthetic(merged, args.tiny)
   if args.tiny:
     raise ValueError(f"configs/paper.py:{arg}: `tiny` is a variant of the synthetic row only")
-  return paper_row(*recipes.parse_dataset_split(name, "configs/paper.py"), merged=merged)
+  return paper_row(*common.parse_dataset_split(name, "configs/paper.py"), merged=merged)

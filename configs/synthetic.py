@@ -20,7 +20,13 @@ results.json and report.md compare the stage-1 and tuned encoders (next to a ran
 quality (silhouette, k-means NMI / ARI); t-SNE and confusion plots go to plots/.
 """
 
-from stars_jax import config_args, recipes, tuning_recipes
+from stars_jax import config_args, config_lib
+
+common = config_lib.sibling(__file__, "common")
+mamp = config_lib.sibling(__file__, "mamp")
+stars = config_lib.sibling(__file__, "stars")
+linear = config_lib.sibling(__file__, "linear")
+finetune = config_lib.sibling(__file__, "finetune")
 
 JOBS = ("main", "evaluate", "finetune")
 SEEN_ACTIONS = (
@@ -42,7 +48,7 @@ HELD_OUT_ACTIONS = ("raise right arm", "raise both arms", "reach forward", "hop 
 
 
 def _base(stage: str):
-  config = recipes.base("ntu60", "xsub", stage)
+  config = common.base("ntu60", "xsub", stage)
   config.data.path = ""  # '' = the synthetic dataset (stars_jax.data.synthetic)
   config.data.synthetic.split = "xsub"
   config.data.synthetic.actions = SEEN_ACTIONS + HELD_OUT_ACTIONS
@@ -64,14 +70,14 @@ def get_config(arg: str = ""):
 def _job(job: str):
   if job == "evaluate":
     config = _base("evaluate")
-    config.evaluate = recipes.evaluate_group(
-      stage1="runs/synthetic/stage1/checkpoints", stars="runs/synthetic/stars/best"
+    config.evaluate = common.evaluate_group(
+      stage1="runs/synthetic/stage1/checkpoints", stars="runs/synthetic/stars/best", enabled=True
     )
     return config
   if job == "finetune":
     # The official fine-tuning recipe (SPEC §3.4) shortened to 30 epochs, on the seen classes.
     config = _base("finetune")
-    config.finetune = recipes.finetune_group(init="runs/synthetic/stage1/checkpoints")
+    config.finetune = finetune.finetune_group(num_classes=-1, data_ratio=1.0, init="runs/synthetic/stage1/checkpoints")
     config.finetune.update(dict(epochs=30, eval_batch_size=128, log_every_steps=10))
     config.finetune.schedule.warmup_epochs = 3.0
     return config
@@ -80,18 +86,18 @@ def _job(job: str):
   # Stage 1: 120 epochs = 1560 steps. Its encoder passes a random one on kNN only late: at 20-40 epochs it is below
   # it, at 80 level with it, from ~110 epochs far above (benchmarks/results/synthetic_stage1_sweep_cpu.json). A
   # higher learning rate, a 0.75 mask ratio, batch 16 or a 1-layer decoder did not bring that earlier.
-  config.pretrain = recipes.pretrain_group("ntu60")
+  config.pretrain = mamp.pretrain_group("ntu60")
   config.pretrain.update(dict(batch_size=32, epochs=120, checkpoint_every_steps=100, log_every_steps=10))
   config.pretrain.schedule.update(dict(warmup_epochs=2, min_lr=5e-4))
   # Stage 2: the official 'merged' recipe (upper half of the blocks, final norm, head; SPEC §4.1).
-  config.stars = tuning_recipes.stars_group("merged", layer_decay=tuning_recipes.STARS_LAYER_DECAY["ntu60"])
+  config.stars = stars.stars_group("merged", stars.LAYER_DECAY["ntu60"], lr=1e-3)
   config.stars.update(dict(epochs=10, batch_size=32, head_hidden_dim=512, log_every_steps=10))
   config.stars.queue.size = 320  # ~0.75 epoch of the 432 training clips, as 32768 is of NTU-60 XSub
   config.stars.monitor.batch_size = 128
   # Downstream: the official linear probe (augmented clips through the frozen encoder), shortened.
-  config.linear = recipes.linear_group()
+  config.linear = linear.linear_group(num_classes=-1, init="")
   config.linear.update(dict(epochs=10, batch_size=64, eval_batch_size=128, log_every_steps=10))
-  config.evaluate = recipes.evaluate_group(enabled=True)
+  config.evaluate = common.evaluate_group(stage1="", stars="", enabled=True)
   return config
 
 

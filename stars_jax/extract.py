@@ -25,7 +25,7 @@ import ml_collections
 import numpy as np
 from numpy.lib import format as npy_format
 
-from stars_jax import io, recipes, sharding
+from stars_jax import config_lib, io, sharding
 from stars_jax.data import npz, sources
 from stars_jax.evaluate import features
 from stars_jax.models import factory
@@ -116,7 +116,7 @@ def main(argv: list[str]) -> int:
   parser.add_argument("--init_epoch", type=int, default=-1, help="the checkpoint after this many epochs (-1: newest)")
   args = parser.parse_args(argv)
   try:
-    config = recipes.load_config(args.config)
+    config = config_lib.load_config(args.config)
     if args.data is not None:
       config.data.path = args.data
     summary = extract_features(

@@ -2,7 +2,7 @@
 
 Runs the job named by `config.stage` on one mesh over all devices and writes DIR/results.json with its final
 metrics and the config. Any config value can be overridden, e.g. `--config.pretrain.batch_size=64
---config.pretrain.epochs=10`; `stars_jax.recipes.load_config` loads a config the same way in Python.
+--config.pretrain.epochs=10`; `stars_jax.config_lib.load_config` loads a config the same way in Python.
 
 Tools that are not training jobs are subcommands, `stars-jax <name> ...` (see `_SUBCOMMANDS`); each parses its
 own arguments.
@@ -20,7 +20,7 @@ import ml_collections
 from absl import app, flags
 from ml_collections import config_flags
 
-from stars_jax import io, jobs, recipes, sharding, workdir_lock
+from stars_jax import config_lib, io, jobs, sharding, workdir_lock
 from stars_jax.pipeline import inputs as pipeline_inputs
 from stars_jax.train import guards
 
@@ -126,7 +126,7 @@ def unknown_override(argv: list[str]) -> str | None:
   if spec is None:
     return None
   try:
-    config = recipes.load_config(spec)
+    config = config_lib.load_config(spec)
   except Exception:  # noqa: BLE001  the flag parser reports a config file that does not load
     return None
   for arg in argv:

@@ -41,9 +41,9 @@ def tiny_npz(tmp_path) -> pathlib.Path:
 @pytest.fixture
 def tiny_config(tmp_path):
   """A pretraining config small enough for CPU tests, on a tiny npz dataset."""
-  from stars_jax import recipes
+  from recipe_files import mamp
 
-  config = recipes.mamp_pretrain("ntu60", "xsub")
+  config = mamp.recipe("ntu60", "xsub")
   config.data.path = str(write_tiny_npz(tmp_path / "tiny.npz"))
   config.data.window = 16
   config.data.num_threads = 1

@@ -4,7 +4,7 @@ import pathlib
 
 import pytest
 
-from stars_jax import config_args, recipes
+from stars_jax import config_args, config_lib
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 SPEC = dict(job=("main", "evaluate", "finetune"), tiny=False, row=(None, "ntu60_xsub", "pku2_xsub"), k=3)
@@ -41,16 +41,16 @@ def test_a_token_that_is_a_choice_of_two_keys_is_refused():
 def test_every_config_file_refuses_an_unknown_argument_naming_itself():
   for name in ("synthetic", "nwucla", "mamp", "stars", "linear", "finetune", "evaluate", "moco", "dino", "paper"):
     with pytest.raises(ValueError, match=rf"configs/{name}\.py:nonsense: argument 'nonsense' is unknown"):
-      recipes.load_config(f"{REPO / 'configs' / name}.py:nonsense")
+      config_lib.load_config(f"{REPO / 'configs' / name}.py:nonsense")
 
 
 def test_the_tiny_main_job_keeps_the_main_jobs_recipe_and_shrinks_only_sizes():
-  main = recipes.load_config(f"{REPO / 'configs' / 'synthetic.py'}")
-  tiny = recipes.load_config(f"{REPO / 'configs' / 'synthetic.py'}:tiny")
+  main = config_lib.load_config(f"{REPO / 'configs' / 'synthetic.py'}")
+  tiny = config_lib.load_config(f"{REPO / 'configs' / 'synthetic.py'}:tiny")
   assert tiny.stage == main.stage == "pretrain_tune"
   assert tiny.pretrain.optim == main.pretrain.optim and tiny.pretrain.masking == main.pretrain.masking
   assert tiny.stars.optim == main.stars.optim and tiny.stars.recipe == main.stars.recipe
   assert tiny.linear.optim == main.linear.optim
   assert (tiny.model.dim, tiny.model.depth, tiny.pretrain.epochs, tiny.data.synthetic.num_classes) == (32, 2, 12, 6)
-  evaluate = recipes.load_config(f"{REPO / 'configs' / 'synthetic.py'}:evaluate,tiny")
+  evaluate = config_lib.load_config(f"{REPO / 'configs' / 'synthetic.py'}:evaluate,tiny")
   assert evaluate.stage == "evaluate" and evaluate.model == tiny.model and evaluate.data == tiny.data

@@ -3,8 +3,9 @@
 import jax
 import ml_collections
 import pytest
+from recipe_files import common, linear, stars
 
-from stars_jax import jobs, recipes, sharding, tuning_recipes
+from stars_jax import jobs, sharding
 
 
 @pytest.mark.parametrize(
@@ -20,10 +21,10 @@ from stars_jax import jobs, recipes, sharding, tuning_recipes
 def test_a_bad_later_stage_setting_fails_before_stage_1_trains(tiny_config, tmp_path, setting, value, message):
   config = tiny_config
   config.stage = "pretrain_tune"
-  config.stars = tuning_recipes.stars_group("merged", layer_decay=0.45)
+  config.stars = stars.stars_group("merged", 0.45, lr=1e-3)
   config.stars.update(dict(batch_size=8, head_hidden_dim=32))
   config.stars.queue.size = 16
-  config.linear = recipes.linear_group()
+  config.linear = linear.linear_group(num_classes=-1, init="")
   config.linear.batch_size = 8
   config.evaluate.enabled = True
   *groups, name = setting.split(".")
@@ -39,13 +40,13 @@ def test_a_bad_later_stage_setting_fails_before_stage_1_trains(tiny_config, tmp_
 def _ablation_config(tiny_config, stage1: str):
   config = tiny_config
   config.stage = "ablation"
-  config.stars = tuning_recipes.stars_group("merged", layer_decay=0.45)
+  config.stars = stars.stars_group("merged", 0.45, lr=1e-3)
   config.stars.update(dict(batch_size=8, head_hidden_dim=32, max_steps=2, log_every_steps=1))
   config.stars.queue.size = 16
   config.stars.moco.pointer_skip = 2
   config.stars.dino.update(out_dim=16, sinkhorn_groups=2)
   config.stars.monitor.update(dict(ks=(1,), batch_size=8))
-  config.evaluate = recipes.evaluate_group(enabled=True)
+  config.evaluate = common.evaluate_group(stage1="", stars="", enabled=True)
   config.evaluate.update(dict(batch_size=8, plots=False))
   config.ablation = ml_collections.ConfigDict(dict(stage1=stage1, objectives=("dino",)))
   return config

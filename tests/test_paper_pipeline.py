@@ -14,8 +14,9 @@ import time
 
 import ml_collections
 import pytest
+from recipe_files import common
 
-from stars_jax import recipes, sharding
+from stars_jax import config_lib, sharding
 from stars_jax.pipeline import inputs, job, published, stages
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -155,7 +156,7 @@ def test_the_plan_estimate_adds_up_its_measured_parts(preempted, tmp_path):
 
 def _tiny_config(tmp_path: pathlib.Path) -> ml_collections.ConfigDict:
   """The pipeline config of the command line above (TINY), in Python."""
-  config = recipes.load_config(str(REPO / CONFIG))
+  config = config_lib.load_config(str(REPO / CONFIG))
   for arg in TINY:
     key, text = arg[len("--config.") :].split("=", 1)
     *groups, name = key.split(".")
@@ -208,7 +209,7 @@ def test_a_disabled_stage_whose_output_is_missing_fails_naming_both(tmp_path):
   ],
 )
 def test_paper_configs_chain_the_official_recipes(arg):
-  config = recipes.load_config(f"{REPO / 'configs' / 'paper.py'}:{arg}")
+  config = config_lib.load_config(f"{REPO / 'configs' / 'paper.py'}:{arg}")
   resolved = {s.name: s for s in stages.resolve(config, "W")}
   tunes = [n for n in config.pipeline.order if n.startswith("tune_")]
   assert tunes == (["tune_merged"] if arg.endswith("_merged") else ["tune_second", "tune_third"])
@@ -221,9 +222,9 @@ def test_paper_configs_chain_the_official_recipes(arg):
   assert not resolved["finetune"].enabled
   if arg == "synthetic":
     return
-  dataset, split = recipes.parse_dataset_split(arg.removesuffix("_merged"), "test")
+  dataset, split = common.parse_dataset_split(arg.removesuffix("_merged"), "test")
   assert resolved["pretrain"].config.pretrain.epochs == 400
-  assert resolved["pretrain"].config.data.path == f"data/{recipes.NPZ_FILES[(dataset, split)]}"
+  assert resolved["pretrain"].config.data.path == f"data/{common.NPZ_FILES[(dataset, split)]}"
   assert ("fewshot" in resolved) == (arg.startswith("ntu60_xsub"))
   if "fewshot" in resolved:
     assert resolved["fewshot"].config.data.path == "data/NTU120_XSub.npz"

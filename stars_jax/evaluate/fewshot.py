@@ -8,7 +8,7 @@
   layout cannot identify, so exemplars are drawn with a seed and accuracy is averaged over several draws.
 * Synthetic analogue: the same functions on `data.held_out_classes`.
 
-The class lists of these protocols are config constants (`stars_jax.recipes`).
+The class lists of these protocols are config constants (`configs/common.py`).
 """
 
 from collections.abc import Iterable, Sequence

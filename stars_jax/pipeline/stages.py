@@ -4,7 +4,7 @@ A pipeline config has the common top level (seed, allow_config_change, data, mod
   pipeline.order   the stage names in the order they run
   stages.<name>    kind (one of KINDS), enabled, input (the stage whose output it starts from, or a checkpoint
                    directory), data (overrides of the common data settings), and the kind's own settings: the
-                   training group (`pretrain`, `stars`, `linear`, `finetune`, as recipes builds them) or, for
+                   training group (`pretrain`, `stars`, `linear`, `finetune`, as the config files build them) or, for
                    kNN and few-shot, ks / batch_size / compare (more encoders) / classes.
 `data.root` (optional) is the directory a relative `data.path` (of any stage) is read from.
 """

@@ -5,7 +5,7 @@ Both protocols share the model (`models.classifier.Classifier`), the jitted step
 cross-entropy with optional label smoothing, masked optimizer update) and the per-epoch test evaluation. They
 differ in what trains and how: the linear probe trains the head only with SGD on a frozen encoder in inference
 mode; fine-tuning trains everything with AdamW and layer-wise learning-rate decay. `config.<protocol>` holds the
-settings (`recipes.linear_group` / `recipes.finetune_group`).
+settings (`configs/linear.py:linear_group` / `configs/finetune.py:finetune_group`).
 """
 
 import functools

@@ -1,5 +1,5 @@
 """Stage 1: MAMP pretraining (SPEC §2–3): augment on device, motion-aware masking, reconstruct the motion of the
-masked tokens, AdamW. Settings: `config.pretrain` (recipes.pretrain_group)."""
+masked tokens, AdamW. Settings: `config.pretrain` (configs/mamp.py:pretrain_group)."""
 
 import functools
 import pathlib

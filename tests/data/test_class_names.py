@@ -1,14 +1,14 @@
 """Action names per label: the synthetic actions in label order, NTU RGB+D 60 / 120 by class count, else None."""
 
 import pytest
+from recipe_files import common
 
-from stars_jax import recipes
 from stars_jax.data import synthetic_motions
 from stars_jax.data.class_names import NTU60_ACTIONS, NTU120_ACTIONS, class_names, classes_path
 
 
 def _synthetic(num_classes: int, actions: tuple[str, ...] = ()):
-  config = recipes.data_config("")
+  config = common.data("")
   config.synthetic.update(dict(num_classes=num_classes, actions=actions))
   return config
 
@@ -28,8 +28,8 @@ def test_synthetic_names_of_chosen_actions():
 def test_ntu_names_by_class_count():
   assert len(NTU120_ACTIONS) == len(set(NTU120_ACTIONS)) == 120
   assert NTU120_ACTIONS[:60] == NTU60_ACTIONS
-  ntu60 = class_names(recipes.data_config("data/NTU60_XSub.npz"), 60)
-  ntu120 = class_names(recipes.data_config("data/NTU120_XSet.npz"), 120)
+  ntu60 = class_names(common.data("data/NTU60_XSub.npz"), 60)
+  ntu120 = class_names(common.data("data/NTU120_XSet.npz"), 120)
   assert ntu60 == NTU60_ACTIONS and ntu120 == NTU120_ACTIONS
   # Label i is action A(i+1).
   assert (ntu120[0], ntu120[2], ntu120[54], ntu120[59]) == (
@@ -42,17 +42,17 @@ def test_ntu_names_by_class_count():
 
 
 def test_tfds_build_is_not_synthetic_and_unknown_counts_have_no_names():
-  tfds = recipes.data_config("")
+  tfds = common.data("")
   tfds.format = "array_record"
   assert class_names(tfds, 60) == NTU60_ACTIONS  # a TFDS build: '' is not the synthetic dataset
-  assert class_names(recipes.data_config("data/PKUv1_XSub.npz"), 51) is None
+  assert class_names(common.data("data/PKUv1_XSub.npz"), 51) is None
 
 
 def test_names_beside_a_real_npz_win_and_must_match_its_class_count(tmp_path):
   """`stars-jax prepare nwucla|kinect` writes <stem>.classes.txt; 10 classes alone would have no names."""
   path = tmp_path / "NWUCLA_XView.npz"
-  assert class_names(recipes.data_config(str(path)), 10) is None
+  assert class_names(common.data(str(path)), 10) is None
   classes_path(path).write_text("walk\n\nsit down\n")  # blank lines are not names
-  assert class_names(recipes.data_config(str(path)), 2) == ("walk", "sit down")
+  assert class_names(common.data(str(path)), 2) == ("walk", "sit down")
   with pytest.raises(ValueError, match="NWUCLA_XView.classes.txt: 2 action names for 3 classes"):
-    class_names(recipes.data_config(str(path)), 3)
+    class_names(common.data(str(path)), 3)

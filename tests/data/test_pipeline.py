@@ -5,8 +5,8 @@ import json
 
 import numpy as np
 import pytest
+from recipe_files import common
 
-from stars_jax import recipes
 from stars_jax.data import npz, pipeline, sources
 
 N, T, B = 37, 300, 8  # 4 full batches per epoch, 5 left over
@@ -162,7 +162,7 @@ def test_an_empty_split_is_refused_naming_the_file(tmp_path):
   path = tmp_path / "empty_test.npz"
   x = np.zeros((4, 300, 150), np.float32)
   np.savez(path, x_train=x, y_train=np.eye(2)[[0, 1, 0, 1]], x_test=x[:0], y_test=np.zeros((0, 2)))
-  data = recipes.data_config(str(path))
+  data = common.data(str(path))
   assert len(sources.open_seen_split(data, "train")) == 4
   with pytest.raises(ValueError, match=r"empty_test.npz: the test split has no samples"):
     sources.open_seen_split(data, "test")

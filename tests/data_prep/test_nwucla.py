@@ -9,8 +9,8 @@ import json
 
 import numpy as np
 import pytest
+from recipe_files import common
 
-from stars_jax import recipes
 from stars_jax.data import npz
 from stars_jax.data.class_names import class_names
 from stars_jax.data_prep import cli, kinect, nwucla, recordings
@@ -92,7 +92,7 @@ def test_prepare_nwucla_layout_splits_labels_and_log(raw, tmp_path):
   assert log["files"] == {"NWUCLA_XView.npz": {"train": 3, "test": 1}}
   assert log["skipped"]["a01_s04_e00_v03"].startswith("too short: 5 frame(s)")
   assert log["skipped"]["a05_s05_e00_v01"].startswith("unreadable")
-  names = class_names(recipes.data_config(str(out / "NWUCLA_XView.npz")), 10)
+  names = class_names(common.data(str(out / "NWUCLA_XView.npz")), 10)
   assert names == nwucla.CLASS_NAMES and names[4] == "sit down" and names[9] == "carry"
 
 
@@ -155,7 +155,7 @@ def test_kinect_command_reads_v1_and_v2_arrays_and_json(tmp_path):
   assert train.labels.tolist() == [1] and test.labels.tolist() == [0] and train.num_classes == 3
   np.testing.assert_array_equal(train.x[0, :15], kinect.to_ntu_sequence(v2))
   np.testing.assert_array_equal(test.x[0, :10], kinect.to_ntu_sequence(_v1_clip(10)))
-  assert class_names(recipes.data_config(str(out / "Lab.npz")), 3) == ("wave", "sit", "jump")
+  assert class_names(common.data(str(out / "Lab.npz")), 3) == ("wave", "sit", "jump")
   assert "c.npy" in json.loads((out / "Lab_prepare_log.json").read_text())["skipped"]
 
 

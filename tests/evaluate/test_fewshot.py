@@ -2,10 +2,10 @@
 
 import numpy as np
 import pytest
+from recipe_files import common
 
 from stars_jax.evaluate.fewshot import fewshot_knn, novel_class_split, one_shot_accuracy, one_shot_exemplars
 from stars_jax.evaluate.knn import knn_accuracies
-from stars_jax.recipes import NTU120_ONE_SHOT_NOVEL, NTU120_STARS_NOVEL, held_out_classes
 
 
 def _circle(*degrees):
@@ -14,24 +14,15 @@ def _circle(*degrees):
 
 
 def test_ntu120_class_lists():
-  assert NTU120_STARS_NOVEL[0] == 60 and NTU120_STARS_NOVEL[-1] == 119 and len(NTU120_STARS_NOVEL) == 60
-  assert len(NTU120_ONE_SHOT_NOVEL) == 20
-  assert NTU120_ONE_SHOT_NOVEL[:3] == (0, 6, 12) and NTU120_ONE_SHOT_NOVEL[-1] == 114  # A1, A7, A13, A115
+  novel, one_shot = common.NTU120_STARS_NOVEL, common.NTU120_ONE_SHOT_NOVEL
+  assert novel[0] == 60 and novel[-1] == 119 and len(novel) == 60
+  assert len(one_shot) == 20 and one_shot[:3] == (0, 6, 12) and one_shot[-1] == 114  # A1, A7, A13, A115
 
 
 def test_novel_class_split():
   novel, auxiliary = novel_class_split(np.array([0, 1, 2, 1, 3]), (1, 3))
   np.testing.assert_array_equal(novel, [False, True, False, True, True])
   np.testing.assert_array_equal(auxiliary, ~novel)
-
-
-def test_held_out_classes():
-  assert held_out_classes(10, 3) == (3, 6, 9)
-  assert held_out_classes(8, 4) == (1, 3, 5, 7)
-  assert held_out_classes(120, 20) == tuple(range(5, 120, 6))
-  for bad in (0, 10):
-    with pytest.raises(ValueError):
-      held_out_classes(10, bad)
 
 
 def test_fewshot_knn_ignores_other_classes():

@@ -16,8 +16,9 @@ import jax.numpy as jnp
 import numpy as np
 import parity_cases
 import pytest
+import recipe_files
 
-from stars_jax import sharding, tuning_recipes
+from stars_jax import config_lib, sharding
 from stars_jax.interop import parity, torch_checkpoint
 from stars_jax.train import dino, moco, optim, runner, tune, tuning
 from stars_jax.train.optim import FROZEN
@@ -43,7 +44,7 @@ def ours_for(official_model, torch, tmp_path, data_path: str, objective: str):
   """Our tuning stage of `objective` initialised from the official model's saved state dict."""
   torch.save(official_model.state_dict(), tmp_path / "official.pt")
   torch_checkpoint.import_checkpoint(tmp_path / "official.pt", tmp_path / "ours")
-  config = tuning_recipes.ablation_tune("ntu60", "xsub", "third", objective)
+  config = config_lib.load_config(f"{recipe_files.CONFIGS / objective}.py:ntu60_xsub_third")
   config.data.update(path=data_path, window=FRAMES, num_threads=1)
   config.model.update(dim=DIM, depth=DEPTH, num_heads=HEADS, compute_dtype="float32")
   config.stars.update(head_hidden_dim=HIDDEN, batch_size=N, init=str(tmp_path / "ours"))

@@ -15,8 +15,9 @@ import numpy as np
 import optax
 import parity_cases
 import pytest
+from recipe_files import mamp, stars
 
-from stars_jax import losses, masking, recipes, sharding, tuning_recipes
+from stars_jax import losses, masking, sharding
 from stars_jax.interop import parity, torch_checkpoint
 from stars_jax.models import factory
 from stars_jax.models.classifier import Classifier
@@ -143,7 +144,7 @@ def test_mamp_optimizer_step(official, tmp_path):
   optimizer.step()
   grads = jax.grad(lambda p: ours_mamp_loss(p, ours, x, ids_keep)[0])(params)
   check_tree("mamp step: gradients", grads, grads_ref)
-  o = recipes.pretrain_group("ntu60").optim  # the stage-1 recipe's optimizer (what pretrain.stage builds)
+  o = mamp.pretrain_group("ntu60").optim  # the stage-1 recipe's optimizer (what pretrain.stage builds)
   assert (o.name, o.lr, o.b1, o.b2, o.eps, o.weight_decay, o.decay_groups, o.layer_decay, o.clip) == (
     "adamw",
     1e-3,
@@ -236,7 +237,7 @@ def stars_pair(official, torch, tmp_path, data_path: str):
     model.queue_ptr.fill_(N)
   torch.save(model.state_dict(), tmp_path / "stars.pt")
   torch_checkpoint.import_checkpoint(tmp_path / "stars.pt", tmp_path / "stars")
-  config = tuning_recipes.stars_tune("ntu60", "xsub", "merged")
+  config = stars.recipe("ntu60", "xsub", "merged")
   config.data.update(path=data_path, window=FRAMES, num_threads=1)
   config.model.update(dim=DIM, depth=DEPTH, num_heads=HEADS, compute_dtype="float32")
   config.stars.update(head_hidden_dim=HIDDEN, batch_size=N, init=str(tmp_path / "stars"))
@@ -386,7 +387,7 @@ def test_our_checkpoints_load_in_official_models(official, tmp_path, tiny_config
   check("exported stars: predictor p (eval)", p, p_ref.numpy())
   check("exported stars: projector z (eval)", z, z_ref.numpy())
 
-  mamp_config = recipes.mamp_pretrain("ntu60", "xsub")
+  mamp_config = mamp.recipe("ntu60", "xsub")
   mamp_config.data.update(path=config.data.path, window=FRAMES, num_threads=1)
   mamp_config.model.update(
     dim=DIM,

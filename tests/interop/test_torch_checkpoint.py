@@ -11,9 +11,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from recipe_files import stars
 
 from stars_jax import main as cli
-from stars_jax import sharding, support_queue, tuning_recipes
+from stars_jax import sharding, support_queue
 from stars_jax.interop import export_torch, import_torch, pth, torch_checkpoint
 from stars_jax.models.classifier import Classifier
 from stars_jax.models.mamp import MAMP
@@ -278,7 +279,7 @@ def test_import_export_round_trip_is_exact(tmp_path, kind):
 
 
 def tiny_tune_config(init: str, data_path: str):
-  config = tuning_recipes.stars_tune("ntu60", "xsub", "third")
+  config = stars.recipe("ntu60", "xsub", "third")
   config.data.update(path=data_path, window=16, num_threads=1)
   config.model.update(dim=32, depth=2, num_heads=4, compute_dtype="float32")
   config.stars.update(head_hidden_dim=64, batch_size=8, init=init)

@@ -6,8 +6,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from recipe_files import stars
 
-from stars_jax import losses, sharding, tuning_recipes
+from stars_jax import losses, sharding
 from stars_jax.data.npz import open_split
 from stars_jax.models import factory
 from stars_jax.train import dino, moco, runner, tune, tuning
@@ -19,7 +20,7 @@ from stars_jax.train.optim import FROZEN
 def ablation_config(tiny_config):
   """tiny_config plus tuning options sized for CPU tests ('third' recipe: blocks >= depth/2, norm, head)."""
   config = tiny_config
-  config.stars = tuning_recipes.stars_group("third", layer_decay=0.45)
+  config.stars = stars.stars_group("third", 0.45, lr=1e-3)
   config.stars.update(dict(epochs=2, batch_size=8, head_hidden_dim=32, log_every_steps=1))
   config.stars.queue.size = 20
   config.stars.moco.pointer_skip = 2
@@ -147,7 +148,7 @@ def test_dino_targets_are_per_group_and_koleo_per_chunk(ablation_config):
 
 
 def test_dino_momentum_schedule_is_the_official_cosine():
-  d = tuning_recipes.dino_group()
+  d = stars.dino_group()
   m = lambda step: float(dino.teacher_momentum(jnp.asarray(step), d, 100))  # noqa: E731
   assert m(0) == pytest.approx(0.996, abs=1e-7)
   assert m(50) == pytest.approx(0.998, abs=1e-7)

@@ -6,8 +6,9 @@ import json
 import jax
 import numpy as np
 import pytest
+from recipe_files import finetune, linear
 
-from stars_jax import recipes, sharding
+from stars_jax import sharding
 from stars_jax.data.npz import open_split, take, without_classes
 from stars_jax.models import factory
 from stars_jax.train import classify, linear_cached, optim
@@ -67,7 +68,10 @@ def test_subset_views(tiny_config):
 
 
 def _config(tiny_config, stage: str):
-  config = recipes.finetune("ntu60", "xsub") if stage == "finetune" else recipes.linear_probe("ntu60", "xsub")
+  if stage == "finetune":
+    config = finetune.recipe("ntu60", "xsub", data_ratio=1.0, init="")
+  else:
+    config = linear.recipe("ntu60", "xsub")
   for key in ("data", "model"):
     config[key] = tiny_config[key]
   config[stage].update(

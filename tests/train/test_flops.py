@@ -18,8 +18,9 @@ import jax
 import jax.numpy as jnp
 import pytest
 from jax.extend import core as jcore
+from recipe_files import mamp
 
-from stars_jax import masking, recipes
+from stars_jax import masking
 from stars_jax.models.mamp import MAMP
 from stars_jax.train import flops
 
@@ -119,7 +120,7 @@ def test_full_size_hand_numbers():
   per_sequence = embed + 8 * enc_block + 3 * dec_block + heads
   assert per_sequence == 6_261_854_208
 
-  f = flops.from_config(recipes.mamp_pretrain("ntu60", "xsub"), batch_clips=128)
+  f = flops.from_config(mamp.recipe("ntu60", "xsub"), batch_clips=128)
   assert (f["tokens"], f["visible"], f["sequences"]) == (750, 74, 256)
   assert f["encoder_block"]["attn_scores"] == 2 * 74 * 74 * 256
   assert f["embed"] == 256 * embed
@@ -134,8 +135,8 @@ def test_full_size_hand_numbers():
 
 
 def test_from_config_ntu120_has_five_decoder_blocks():
-  f60 = flops.from_config(recipes.mamp_pretrain("ntu60", "xsub"), batch_clips=1)
-  f120 = flops.from_config(recipes.mamp_pretrain("ntu120", "xsub"), batch_clips=1)
+  f60 = flops.from_config(mamp.recipe("ntu60", "xsub"), batch_clips=1)
+  f120 = flops.from_config(mamp.recipe("ntu120", "xsub"), batch_clips=1)
   assert f120["decoder"] == f60["decoder"] * 5 // 3
   assert f120["encoder"] == f60["encoder"]
 

@@ -8,8 +8,10 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
+import recipe_files
+from recipe_files import mamp, stars
 
-from stars_jax import masking, recipes, tuning_recipes
+from stars_jax import masking
 from stars_jax.models.mamp import MAMP
 from stars_jax.models.stars import STARS
 from stars_jax.pytree import path_name
@@ -28,15 +30,15 @@ def test_warmup_half_cosine_matches_official_formula(step):
 
 
 def test_make_schedule_reads_the_group():
-  group = recipes.pretrain_group("ntu60")
+  group = mamp.pretrain_group("ntu60")
   sched = optim.make_schedule(group, steps_per_epoch=313)
   assert float(sched(0)) == 0.0 and float(sched(313 * 20)) == pytest.approx(1e-3)
   assert float(sched(313 * 400)) == pytest.approx(5e-4)
-  stars = tuning_recipes.stars_group("merged", 0.45)
-  assert float(optim.make_schedule(stars, 10)(123)) == pytest.approx(1e-3)
-  stars.schedule.name = "step"
+  tuning = stars.stars_group("merged", 0.45, lr=1e-3)
+  assert float(optim.make_schedule(tuning, 10)(123)) == pytest.approx(1e-3)
+  tuning.schedule.name = "step"
   with pytest.raises(ValueError, match="schedule.name"):
-    optim.make_schedule(stars, 10)
+    optim.make_schedule(tuning, 10)
 
 
 @pytest.mark.parametrize(
@@ -167,7 +169,9 @@ def test_frozen_tensors_have_no_state_and_stay_bit_identical(clip, jit):
   params = _small_tree()
   labels = optim.param_labels(params, depth=2, first_tuned_layer=2)  # pos_embed and blocks_0 frozen
   assert labels["blocks_0"]["fc"]["kernel"] == FROZEN and labels["blocks_1"]["fc"]["kernel"] == "layer_2"
-  o = recipes.optim(lr=1e-2, **OPT, weight_decay=0.05, decay_groups="all", layer_decay=0.5, clip=clip, clip_norm=1.0)
+  o = recipe_files.optim(
+    lr=1e-2, **OPT, weight_decay=0.05, decay_groups="all", layer_decay=0.5, clip=clip, clip_norm=1.0
+  )
   tx = optim.make_optimizer(o, optax.constant_schedule(1e-2), labels, depth=2)
   opt_state = tx.init(params)
   tuned = [p for p, lab in zip(jax.tree.leaves(params), jax.tree.leaves(labels)) if lab != FROZEN]
@@ -198,7 +202,7 @@ def test_one_step_matches_pytorch_adamw_with_layer_scales(decay_groups):
   labels = optim.param_labels(params, depth=2, first_tuned_layer=1)  # only pos_embed frozen
   scales = optim.layer_scales(2, 0.5)  # blocks_0: 0.25, blocks_1: 0.5, norm and head: 1
   lr, wd = 1e-3, 0.01
-  o = recipes.optim(lr=lr, **OPT, weight_decay=wd, decay_groups=decay_groups, layer_decay=0.5)
+  o = recipe_files.optim(lr=lr, **OPT, weight_decay=wd, decay_groups=decay_groups, layer_decay=0.5)
   tx = optim.make_optimizer(o, optax.constant_schedule(lr), labels, depth=2)
   rng = np.random.default_rng(1)
   grads = jax.tree.map(lambda p: jnp.asarray(rng.normal(size=p.shape), jnp.float32), params)
@@ -226,7 +230,7 @@ def test_sgd_with_momentum_and_decay():
   """The linear probe's optimizer: p <- p - lr (g + wd p) on the first step (momentum buffer = g)."""
   params = _small_tree()
   labels = optim.param_labels(params, depth=2, first_tuned_layer=4)  # the head only
-  o = recipes.optim(name="sgd", lr=0.1, momentum=0.9, weight_decay=0.01, decay_groups="all")
+  o = recipe_files.optim(name="sgd", lr=0.1, momentum=0.9, weight_decay=0.01, decay_groups="all")
   tx = optim.make_optimizer(o, optax.constant_schedule(0.1), labels, depth=2)
   grads = jax.tree.map(jnp.ones_like, params)
   updates, _ = tx.update(grads, tx.init(params), params)
@@ -239,7 +243,7 @@ def test_sgd_with_momentum_and_decay():
 def test_adamw_decay_is_lr_scaled_and_masked():
   params = {"blocks_0": {"w": jnp.ones((2, 2)), "bias": jnp.ones((2,))}}
   labels = optim.param_labels(params, depth=1)
-  tx = optim.make_optimizer(recipes.optim(lr=0.1, b2=0.95, weight_decay=0.05), lambda _: 0.1, labels, depth=1)
+  tx = optim.make_optimizer(recipe_files.optim(lr=0.1, b2=0.95, weight_decay=0.05), lambda _: 0.1, labels, depth=1)
   zero = jax.tree.map(jnp.zeros_like, params)
   updates, _ = tx.update(zero, tx.init(params), params)
   new = optim.apply_updates(params, updates, labels)["blocks_0"]
@@ -250,6 +254,6 @@ def test_adamw_decay_is_lr_scaled_and_masked():
 @pytest.mark.parametrize("key, value", [("clip", "norm"), ("decay_groups", "none"), ("name", "lamb")])
 def test_invalid_optimizer_settings_raise(key, value):
   params = _small_tree()
-  o = recipes.optim(lr=1e-3, **{key: value})
+  o = recipe_files.optim(lr=1e-3, **{key: value})
   with pytest.raises(ValueError, match=f"optim.{key}"):
     optim.make_optimizer(o, optax.constant_schedule(1e-3), optim.param_labels(params, depth=2), depth=2)

@@ -7,7 +7,7 @@ import pathlib
 import jax
 import numpy as np
 
-from stars_jax import masking, recipes, sharding
+from stars_jax import config_lib, masking, sharding
 from stars_jax.models import factory
 from stars_jax.train import pretrain
 from stars_jax.train import state as state_lib
@@ -90,7 +90,7 @@ def test_resume_from_checkpoint_is_bit_identical(tiny_config, tmp_path, caplog):
 
 def test_fsdp_splits_the_wide_config_over_the_data_axis():
   """configs/mamp.py:ntu60_xsub_wide (512 wide, 12 blocks): each of 8 devices holds ~1/8 of the parameters."""
-  config = recipes.load_config(f"{CONFIGS / 'mamp.py'}:ntu60_xsub_wide")
+  config = config_lib.load_config(f"{CONFIGS / 'mamp.py'}:ntu60_xsub_wide")
   assert config.sharding.fsdp
   model = factory.mamp(config)
   x = np.zeros((1, config.data.window, 25, 3), np.float32)

@@ -13,8 +13,10 @@ import ml_collections
 import numpy as np
 import optax
 import pytest
+import recipe_files
+from recipe_files import common, mamp
 
-from stars_jax import recipes, sharding
+from stars_jax import sharding
 from stars_jax.data import npz
 from stars_jax.train import checkpoint, guards, runner
 from stars_jax.train.checkpoint import Checkpointer
@@ -70,13 +72,13 @@ def _create() -> TrainState:
 
 @pytest.fixture
 def setup(tiny_npz):
-  config = recipes.base("ntu60", "xsub", "pretrain")
+  config = common.base("ntu60", "xsub", "pretrain")
   config.data.num_threads = 1
-  group = recipes.training_group(
+  group = common.training_group(
     batch_size=8,
     epochs=3,
-    optim=recipes.optim(lr=0.1),
-    schedule=recipes.schedule("constant"),
+    optim=recipe_files.optim(lr=0.1),
+    schedule=common.schedule("constant", warmup_epochs=0.0, min_lr=0.0),
     checkpoint_every_steps=0,
     keep_checkpoints=5,
     log_every_steps=2,
@@ -262,8 +264,8 @@ def test_resuming_with_settings_that_change_the_results_is_refused_unless_allowe
 def test_settings_added_after_a_checkpoint_was_written_are_not_compared():
   """A checkpoint of an earlier version lacks later settings (e.g. data.stream): they are not a change; a recorded
   setting that differs still is."""
-  config = recipes.base("ntu60", "xsub", "pretrain")
-  group = recipes.pretrain_group("ntu60")
+  config = common.base("ntu60", "xsub", "pretrain")
+  group = mamp.pretrain_group("ntu60")
   saved = json.loads(json.dumps(guards.math_settings(config, "pretrain", group), default=str))
   del saved["data.stream"]
   guards.check_resumed_config(saved, config, "pretrain", group)

@@ -5,8 +5,9 @@ import logging
 import jax
 import numpy as np
 import pytest
+from recipe_files import stars
 
-from stars_jax import sharding, tuning_recipes
+from stars_jax import sharding
 from stars_jax.data.npz import open_split
 from stars_jax.train import pretrain, runner, tune, tuning
 from stars_jax.train.optim import FROZEN
@@ -16,7 +17,7 @@ from stars_jax.train.optim import FROZEN
 def tune_config(tiny_config):
   """tiny_config plus STARS options sized for CPU tests ('merged' recipe, queue not a multiple of the batch)."""
   config = tiny_config
-  config.stars = tuning_recipes.stars_group("merged", layer_decay=0.45)
+  config.stars = stars.stars_group("merged", 0.45, lr=1e-3)
   config.stars.update(dict(epochs=2, batch_size=8, head_hidden_dim=32, log_every_steps=1))
   config.stars.queue.size = 20
   config.stars.monitor.update(dict(val_fraction=0.25, ks=(1, 3), batch_size=8))
