@@ -36,7 +36,6 @@ from stars_jax.pipeline import job as pipeline_job
 from stars_jax.train import checkpoint, classify, guards, linear_cached, pretrain, tune
 
 Job = Callable[[ml_collections.ConfigDict, pathlib.Path, jax.sharding.Mesh], dict[str, Any]]
-LINEAR_MODES = ("full", "cached")
 
 
 def _random_encoder_params(config: ml_collections.ConfigDict, mesh: jax.sharding.Mesh) -> dict:
@@ -172,8 +171,8 @@ def ablation_job(config: ml_collections.ConfigDict, workdir: pathlib.Path, mesh)
 
 def _check_linear(config: ml_collections.ConfigDict, mesh) -> None:
   """The linear probe's settings, checked before the stages it follows train."""
-  if config.linear.mode not in LINEAR_MODES:
-    raise ValueError(f"linear.mode={config.linear.mode!r}; choose one of {LINEAR_MODES}")
+  if config.linear.mode not in classify.LINEAR_MODES:
+    raise ValueError(f"linear.mode={config.linear.mode!r}; choose one of {classify.LINEAR_MODES}")
   guards.check_group(config.linear, "linear", mesh.size)
   if config.linear.mode == "full":
     classify.stage(config, None, "linear", init={})
@@ -181,8 +180,8 @@ def _check_linear(config: ml_collections.ConfigDict, mesh) -> None:
 
 def linear_job(config: ml_collections.ConfigDict, workdir: pathlib.Path, mesh) -> dict[str, Any]:
   """Linear probe; results['linear'] = test top-1 best (official: max over epochs) and last, in percent."""
-  if config.linear.mode not in LINEAR_MODES:
-    raise ValueError(f"linear.mode={config.linear.mode!r}; choose one of {LINEAR_MODES}")
+  if config.linear.mode not in classify.LINEAR_MODES:
+    raise ValueError(f"linear.mode={config.linear.mode!r}; choose one of {classify.LINEAR_MODES}")
   if config.linear.mode == "cached":
     return {"linear": linear_cached.train(config, config.linear.init, mesh)}
   return {"linear": classify.train(config, workdir, "linear", mesh).summary}

@@ -20,7 +20,7 @@ import ml_collections
 from absl import app, flags
 from ml_collections import config_flags
 
-from stars_jax import config_lib, io, jobs, sharding, workdir_lock
+from stars_jax import config_lib, config_schema, io, jobs, sharding, workdir_lock
 from stars_jax.pipeline import inputs as pipeline_inputs
 from stars_jax.train import guards
 
@@ -69,8 +69,11 @@ def main(argv) -> None:
   config = _CONFIG.value
   workdir = pathlib.Path(_WORKDIR.value)
   workdir.mkdir(parents=True, exist_ok=True)
-  if config.stage not in jobs.JOBS:
-    raise ValueError(f"config.stage={config.stage!r}; known stages: {sorted(jobs.JOBS)}")
+  try:  # every setting's allowed values, before any model is built
+    config_schema.validate(config, tuple(jobs.JOBS), jax.device_count())
+  except config_schema.SettingError as e:
+    logging.error("%s: %s", _CONFIG.name, e)
+    sys.exit(2)
   logging.info("Devices: %s; stage %s; workdir %s", jax.devices(), config.stage, workdir)
   # Process 0 holds the workdir for the job (the other processes of a multi-host job share it).
   lock = workdir_lock.hold(workdir) if jax.process_index() == 0 else contextlib.nullcontext()

@@ -10,9 +10,14 @@ from stars_jax.models.classifier import Classifier
 from stars_jax.models.mamp import MAMP, Encoder
 from stars_jax.models.stars import STARS, DINOTuner
 
+COMPUTE_DTYPES = ("auto", "float32", "bfloat16", "float16")
+STARS_RECIPES = ("second", "third", "merged", "full")  # which layers a STARS stage tunes (first_tuned_layer)
+
 
 def compute_dtype(name: str) -> jnp.dtype:
   """'auto' -> bfloat16 on accelerators, float32 on CPU."""
+  if name not in COMPUTE_DTYPES:
+    raise ValueError(f"model.compute_dtype={name!r}; choose one of {COMPUTE_DTYPES}")
   if name == "auto":
     return jnp.bfloat16 if jax.default_backend() in ("gpu", "tpu") else jnp.float32
   return jnp.dtype(name)
@@ -51,7 +56,7 @@ def first_tuned_layer(recipe: str, depth: int) -> int:
   'full' everything (SPEC §4.1, §4.6)."""
   layers = {"second": depth + 2, "third": depth // 2 + 1, "merged": depth // 2 + 1, "full": 0}
   if recipe not in layers:
-    raise ValueError(f"stars.recipe={recipe!r}; choose one of {tuple(layers)}")
+    raise ValueError(f"stars.recipe={recipe!r}; choose one of {STARS_RECIPES}")
   return layers[recipe]
 
 

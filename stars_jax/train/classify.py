@@ -31,6 +31,8 @@ from stars_jax.train.state import TrainState
 
 TEST_SCORES = "test_scores.npz"  # the final state's test logits and labels, under the stage's workdir
 # First tuned layer (models/stars.py numbering) of each protocol: the head only, or everything.
+LINEAR_MODES = ("full", "cached")  # augmented clips through the frozen encoder every step / features cached once
+SUBSET_DRAWS = ("seeded", "official")  # the semi-supervised subset: one draw from the seed / per rank (SPEC §7.13)
 FIRST_TUNED = {"linear": lambda depth: depth + 2, "finetune": lambda depth: 0}
 
 
@@ -129,7 +131,7 @@ def labelled_train_split(config: ml_collections.ConfigDict, protocol: str, workd
   elif c.subset_draw == "seeded":
     subset = label_subset(np.asarray(train_split.labels), c.data_ratio, config.seed, c.class_balanced)
   else:
-    raise ValueError(f"{protocol}.subset_draw={c.subset_draw!r}; choose 'seeded' or 'official'")
+    raise ValueError(f"{protocol}.subset_draw={c.subset_draw!r}; choose one of {SUBSET_DRAWS}")
   if workdir is not None:
     workdir.mkdir(parents=True, exist_ok=True)
     draw = {"subset_draw": c.subset_draw, **({"world_size": c.world_size} if c.subset_draw == "official" else {})}

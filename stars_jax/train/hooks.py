@@ -58,8 +58,6 @@ class KnnMonitor(Hook):
     writer: MetricWriter,
     best_ckpt: Checkpointer,
   ):
-    if cfg.split not in ("val", "test"):
-      raise ValueError(f"stars.monitor.split={cfg.split!r}; choose 'val' or 'test'")
     self._embed, self._cfg, self._mesh = embed, cfg, mesh
     self._train, self._test = train_split, test_split
     self._num_classes, self._every = num_classes, every_steps

@@ -27,6 +27,7 @@ from stars_jax.train.state import TrainState
 
 MONITOR_SPLITS = ("val", "test")
 TEACHER_HEAD_INITS = ("independent", "copy")
+ROW_PLACEMENTS = ("replicate", "data")  # a row-indexed queue: on every device, or its rows split over `data`
 Variables = dict[str, Any]
 
 
@@ -208,7 +209,7 @@ def sharded_rows_rule(pattern: str, size: int, placement: str, key: str, mesh: j
   if placement == "replicate":
     return []
   if placement != "data":
-    raise ValueError(f"{key}.sharding={placement!r}; choose 'replicate' or 'data'")
+    raise ValueError(f"{key}.sharding={placement!r}; choose one of {ROW_PLACEMENTS}")
   if size % mesh.shape[sharding.DATA_AXIS]:
     raise ValueError(
       f"{key}.size={size} must divide over {mesh.shape[sharding.DATA_AXIS]} devices for {key}.sharding='data'"
