@@ -1,10 +1,15 @@
-"""Atomic, resumable checkpoints with Orbax: the train state plus a JSON item (input pipeline position, ...)."""
+"""Atomic, resumable checkpoints with Orbax: the train state plus a JSON item (input pipeline position, ...).
+
+One read serves both a resume and an initialisation from another run: `restore_checked` reads a state item
+(every target leaf saved with its shape, finite values; errors name the checkpoint key, the path and the config
+key that chose it), and `newest_readable` tries the steps of a directory newest first (an unreadable step is
+named and the next older one tried; another model's checkpoint is an error of the config, raised at once)."""
 
 import dataclasses
 import json
 import logging
 import pathlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, TypeVar
 
 import jax
@@ -15,7 +20,9 @@ from stars_jax.data import pipeline
 from stars_jax.pytree import path_name
 
 T = TypeVar("T")
-STATE_ITEM = "state"
+STATE_ITEM = "state"  # the arrays of a step: <directory>/<step>/state
+DATA_ITEM = "data"  # its JSON item: <directory>/<step>/data/metadata
+RESUME_KEY = "--workdir"  # what chose the checkpoints a run resumes from, named in its errors
 
 
 def _saved_fields(state: Any) -> dict[str, Any]:
@@ -50,37 +57,26 @@ class Checkpointer:
     step = int(jax.device_get(state.step))
     if step in self._manager.all_steps():
       return
-    self._manager.save(
-      step, args=ocp.args.Composite(state=ocp.args.StandardSave(_saved_fields(state)), data=ocp.args.JsonSave(extra))
-    )
+    items = {STATE_ITEM: ocp.args.StandardSave(_saved_fields(state)), DATA_ITEM: ocp.args.JsonSave(extra)}
+    self._manager.save(step, args=ocp.args.Composite(**items))
 
   def restore(self, state: Any, step: int | None = None) -> tuple[Any, dict[str, Any]]:
     """Restores `step`, by default the newest readable step, into the structure, dtypes and shardings of `state`
-    (concrete or abstract arrays). Returns (state, extra).
+    (concrete or abstract arrays), which the checkpoint must match field for field. Returns (state, extra).
 
     A newer step that cannot be read (truncated array file, empty metadata, missing item, non-finite values) is
     named in a warning and set aside as `broken.<step>` (so training can write that step again), and the next
     older step is tried; when none is readable the error lists every step's reason."""
+    self.wait()
     if step is not None:
-      return self._restore(state, step)
-    failures: list[tuple[int, str]] = []
-    for candidate in sorted(self._manager.all_steps(), reverse=True):
-      try:
-        restored = self._restore(state, candidate)
-      except Exception as e:  # noqa: BLE001  any unreadable step: say so and fall back to the previous one
-        failures.append((candidate, _reason(e)))
-        logging.warning(
-          "%s: unreadable checkpoint (%s); trying the previous step", self._step_dir(candidate), failures[-1][1]
-        )
-        continue
-      if failures:
-        self._set_aside([s for s, _ in failures])
-        logging.warning(
-          "Resuming from step %d, the newest readable checkpoint under %s", candidate, self._manager.directory
-        )
-      return restored
-    reasons = "; ".join(f"step {s}: {r}" for s, r in failures)
-    raise CheckpointError(f"{self._manager.directory}: no readable checkpoint ({reasons})")
+      return self._read(state, step)
+    step, restored, unreadable = newest_readable(
+      self._manager.directory, self._manager.all_steps(), lambda s: self._read(state, s)
+    )
+    if unreadable:
+      self._set_aside(unreadable)
+      logging.warning("Resuming from step %d, the newest readable checkpoint under %s", step, self._manager.directory)
+    return restored
 
   def _step_dir(self, step: int) -> pathlib.Path:
     return pathlib.Path(self._manager.directory) / str(step)
@@ -93,13 +89,9 @@ class Checkpointer:
         logging.warning("Set %s aside as broken.%d", self._step_dir(step), step)
     self._manager.reload()
 
-  def _restore(self, state: Any, step: int) -> tuple[Any, dict[str, Any]]:
-    target = jax.tree.map(ocp.utils.to_shape_dtype_struct, _saved_fields(state))
-    restored = self._manager.restore(
-      step, args=ocp.args.Composite(state=ocp.args.StandardRestore(target), data=ocp.args.JsonRestore())
-    )
-    check_finite(restored["state"], self._manager.directory / str(step))
-    return state.replace(**restored["state"]), restored["data"]
+  def _read(self, state: Any, step: int) -> tuple[Any, dict[str, Any]]:
+    fields = restore_checked(self._step_dir(step) / STATE_ITEM, _saved_fields(state), RESUME_KEY, whole=True)
+    return state.replace(**fields), read_extra(self._step_dir(step))
 
   def wait(self) -> None:
     self._manager.wait_until_finished()
@@ -136,19 +128,30 @@ def check_finite(tree: Any, where: str | pathlib.Path) -> None:
       )
 
 
+def _steps(directory: pathlib.Path) -> list[int]:
+  """The complete steps under `directory`, oldest first (temporary and set-aside directories are not digits)."""
+  return sorted(int(p.name) for p in directory.iterdir() if p.name.isdigit()) if directory.is_dir() else []
+
+
 def latest_item_path(directory: str | pathlib.Path, config_key: str = "") -> pathlib.Path:
   """The state item of the newest complete checkpoint under `directory` (read-only: creates nothing).
   `config_key`, the setting that named the directory, goes into the error when there is none."""
   directory = pathlib.Path(directory)
-  steps = sorted(int(p.name) for p in directory.iterdir() if p.name.isdigit()) if directory.is_dir() else []
+  steps = _steps(directory)
   if not steps:
     raise FileNotFoundError(f"no checkpoint under {directory}" + (f" (config key {config_key})" if config_key else ""))
   return directory / str(steps[-1]) / STATE_ITEM
 
 
+def read_extra(step_dir: str | pathlib.Path) -> dict[str, Any]:
+  """The JSON item saved with a step (input-pipeline position, the runner's and hooks' state, ...)."""
+  return json.loads((pathlib.Path(step_dir) / DATA_ITEM / "metadata").read_text())
+
+
 def restore_fields(item_path: str | pathlib.Path, target: dict[str, Any]) -> dict[str, Any]:
-  """Partial restore of a saved state item: only the sub-trees in `target` (arrays or ShapeDtypeStructs,
-  whose shardings are used), e.g. {'params': encoder params} out of a whole MAMP pretraining state."""
+  """Partial restore of a saved state item, unchecked: only the sub-trees in `target` (arrays or
+  ShapeDtypeStructs, whose dtypes and shardings are used), e.g. {'params': encoder params} out of a whole MAMP
+  pretraining state."""
   item_path = pathlib.Path(item_path)
   if not item_path.is_dir():
     raise FileNotFoundError(f"checkpoint item {item_path} not found")
@@ -168,15 +171,21 @@ def saved_structure(item_path: str | pathlib.Path) -> dict[str, Any]:
     return checkpointer.metadata(pathlib.Path(item_path).absolute()).item_metadata.tree
 
 
-def restore_checked(item_path: str | pathlib.Path, target: dict[str, Any], config_key: str) -> dict[str, Any]:
-  """`restore_fields` after checking that every target leaf exists in the checkpoint with the target's shape;
-  a mismatch raises an error naming the checkpoint key and `config_key` (the setting that chose the file)."""
+def restore_checked(
+  item_path: str | pathlib.Path, target: dict[str, Any], config_key: str, *, whole: bool = False
+) -> dict[str, Any]:
+  """The one read of a state item, for a resume and an initialisation alike: `restore_fields` after checking
+  that every target leaf exists in the checkpoint with the target's shape (with `whole`, also that the
+  checkpoint holds no other leaf: a resume restores the whole state); a mismatch raises CheckpointMismatch
+  naming the checkpoint key and `config_key` (the setting that chose the file). Non-finite values raise a
+  ValueError naming the item and the parameter."""
   saved = saved_structure(item_path)
   saved_shapes = {
     path_name(p): tuple(v.shape)
     for p, v in jax.tree_util.tree_flatten_with_path(saved, is_leaf=lambda v: hasattr(v, "shape"))[0]
   }
-  for p, v in jax.tree_util.tree_flatten_with_path(target)[0]:
+  flat = jax.tree_util.tree_flatten_with_path(target)[0]
+  for p, v in flat:
     name = path_name(p)
     if saved_shapes.get(name) != tuple(v.shape):
       raise CheckpointMismatch(
@@ -184,39 +193,52 @@ def restore_checked(item_path: str | pathlib.Path, target: dict[str, Any], confi
         f"expects {tuple(v.shape)} ({config_key} must point at a checkpoint of this model "
         "size; config.model must match it)"
       )
+  unused = sorted(set(saved_shapes) - {path_name(p) for p, _ in flat}) if whole else []
+  if unused:
+    raise CheckpointMismatch(
+      f"{item_path}: checkpoint keys {unused[:3]} ({len(unused)} in all) are not in the model's state "
+      f"({config_key} must point at a checkpoint of this model; config.model must match it)"
+    )
   restored = restore_fields(item_path, target)
   check_finite(restored, item_path)
   return restored
 
 
-def read_newest(directory: str | pathlib.Path, config_key: str, read: Callable[[pathlib.Path], T]) -> T:
-  """`read(state item)` of the newest step under `directory` that can be read: an unreadable newer step is named
-  in a warning and the next older one tried (a checkpoint of another model, CheckpointMismatch, is raised at once).
-  `config_key`, the setting that named the directory, goes into the errors."""
-  latest = latest_item_path(directory, config_key)
-  steps = sorted((int(p.name) for p in latest.parents[1].iterdir() if p.name.isdigit()), reverse=True)
-  failures: list[str] = []
-  for step in steps:
-    item = latest.parents[1] / str(step) / STATE_ITEM
+def newest_readable(
+  directory: str | pathlib.Path, steps: Iterable[int], read: Callable[[int], T], config_key: str = ""
+) -> tuple[int, T, list[int]]:
+  """(step, `read(step)`, the newer steps that could not be read) for the newest step of `steps` that `read`
+  can read: an unreadable step is named in a warning and the next older one tried; a checkpoint of another model
+  (CheckpointMismatch) is raised at once. `config_key`, the setting that named `directory`, goes into the
+  messages; when no step is readable, CheckpointError lists every step's reason."""
+  where = f"{directory}" + (f" ({config_key})" if config_key else "")
+  failures: list[tuple[int, str]] = []
+  for step in sorted(steps, reverse=True):
     try:
-      return read(item)
+      return step, read(step), [s for s, _ in failures]
     except CheckpointMismatch:
       raise
     except Exception as e:  # noqa: BLE001  any unreadable step: say so and fall back to the previous one
-      failures.append(f"step {step}: {_reason(e)}")
-      logging.warning(
-        "%s (%s): unreadable checkpoint (%s); trying the previous step", item.parent, config_key, failures[-1]
-      )
-  raise CheckpointError(f"{latest.parents[1]} ({config_key}): no readable checkpoint ({'; '.join(failures)})")
+      failures.append((step, _reason(e)))
+      step_where = f"{pathlib.Path(directory) / str(step)}" + (f" ({config_key})" if config_key else "")
+      logging.warning("%s: unreadable checkpoint (%s); trying the previous step", step_where, failures[-1][1])
+  reasons = "; ".join(f"step {s}: {r}" for s, r in failures)
+  raise CheckpointError(f"{where}: no readable checkpoint ({reasons})")
+
+
+def read_newest(directory: str | pathlib.Path, config_key: str, read: Callable[[pathlib.Path], T]) -> T:
+  """`read(state item)` of the newest step under `directory` that can be read (read-only: an unreadable step is
+  skipped, not set aside), as a resume falls back (`newest_readable`). `config_key` goes into the errors."""
+  directory = latest_item_path(directory, config_key).parents[1]
+  return newest_readable(directory, _steps(directory), lambda s: read(directory / str(s) / STATE_ITEM), config_key)[1]
 
 
 def step_after_epochs(directory: str | pathlib.Path, epochs: int, config_key: str) -> int:
   """The step at which the run that wrote the checkpoints under `directory` had trained `epochs` epochs (its
   steps per epoch from the input-pipeline position its checkpoints record). `config_key` names the setting."""
-  directory = pathlib.Path(directory)
   latest = latest_item_path(directory, config_key).parent
   try:
-    iterator = json.loads((latest / "data" / "metadata").read_text())["iterator"]
+    iterator = read_extra(latest)["iterator"]
     spe = pipeline.steps_per_epoch(iterator["num_samples"], iterator["global_batch_size"])
   except (OSError, ValueError, KeyError, TypeError) as e:
     raise ValueError(
@@ -244,9 +266,9 @@ def restore_params(
   step = step_after_epochs(directory, epochs, epoch_key)
   item = pathlib.Path(directory) / str(step) / STATE_ITEM
   if not item.is_dir():
-    steps = sorted(int(p.name) for p in pathlib.Path(directory).iterdir() if p.name.isdigit())
     raise FileNotFoundError(
-      f"{directory}: no checkpoint after {epochs} epochs (step {step}; {epoch_key}); it holds steps {steps}. "
-      "Keep it by pretraining with keep_epochs including it, or set the key to -1 for the newest."
+      f"{directory}: no checkpoint after {epochs} epochs (step {step}; {epoch_key}); it holds steps "
+      f"{_steps(pathlib.Path(directory))}. Keep it by pretraining with keep_epochs including it, or set the key to "
+      "-1 for the newest."
     )
   return read(item)

@@ -127,20 +127,78 @@ def checkpoint_interval(group: ml_collections.ConfigDict, steps_per_epoch: int) 
   return group.checkpoint_every_steps if group.checkpoint_every_steps > 0 else steps_per_epoch
 
 
-RUNNER_ITEM = "runner"  # the runner's own JSON state in a checkpoint: the logged history and the wall time so far
+@dataclasses.dataclass(frozen=True)
+class Plan:
+  """The run's fixed plan, from its config group (not checkpointed: run-only settings may change on a relaunch)."""
+
+  total_steps: int
+  batch_size: int  # global: the clips of one step
+  log_every: int
+  checkpoint_every: int
+  desc: str  # names the run in the progress bar and its errors
+
+  @classmethod
+  def of(cls, stage: Stage, steps_per_epoch: int, total_steps: int) -> "Plan":
+    g = stage.group
+    return cls(
+      total_steps=total_steps,
+      batch_size=g.batch_size,
+      log_every=g.log_every_steps,
+      checkpoint_every=checkpoint_interval(g, steps_per_epoch),
+      desc=stage.name,
+    )
+
+
+RUNNER_ITEM = "runner"  # the runner's own JSON state in a checkpoint: a `Progress` as `Progress.to_json` writes it
+
+
+@dataclasses.dataclass(frozen=True)
+class Progress:
+  """The runner's resumable state, checkpointed as one JSON item: the logged history and the wall time of the
+  steps so far, the result-changing settings the run trains with (`guards.math_settings`; None: not recorded),
+  and the metric sums of the steps since the last log (`window`, over the steps after `window_from`; None: the
+  last step was logged). All are restored, so an interrupted run ends with the same history as an
+  uninterrupted one, also when it stopped between two log steps."""
+
+  history: list[dict[str, float]] = dataclasses.field(default_factory=list)
+  wall_time_s: float = 0.0
+  settings: dict[str, Any] | None = None
+  window: dict[str, float] | None = None
+  window_from: int | None = None
+
+  def to_json(self) -> dict[str, Any]:
+    return {
+      "history": list(self.history),
+      "wall_time_s": self.wall_time_s,
+      "settings": self.settings or {},
+      "window": self.window,
+      "window_from": self.window_from,
+    }
+
+  @classmethod
+  def from_json(cls, item: dict[str, Any] | None) -> "Progress":
+    """Also the items of earlier versions: none at all (the history of the resumed segment only), or without
+    settings and window (not compared; the window restarts at the restored step, which was a log step then)."""
+    item = item or {}
+    return cls(
+      history=list(item.get("history", [])),
+      wall_time_s=item.get("wall_time_s", 0.0),
+      settings=item.get("settings"),
+      window=item.get("window"),
+      window_from=item.get("window_from"),
+    )
 
 
 def restore(
   ckpt: Checkpointer, state: TrainState, data_iter: pipeline.ResumableIterator, hooks: Sequence[Hook] = ()
-) -> tuple[TrainState, dict[str, Any]]:
-  """Restores the latest checkpoint into state, iterator and hooks. Returns (state, the runner's JSON state)."""
+) -> tuple[TrainState, Progress]:
+  """Restores the latest checkpoint into state, iterator and hooks. Returns (state, the runner's progress)."""
   state, extra = ckpt.restore(state)
   data_iter.set_state(extra["iterator"])
   for hook in hooks:
     hook.set_state(extra[hook.name])
   logging.info("Resumed from step %d", int(state.step))
-  # Checkpoints written before the runner saved its own state resume with the history of their segment only.
-  return state, extra.get(RUNNER_ITEM, {"history": [], "wall_time_s": 0.0})
+  return state, Progress.from_json(extra.get(RUNNER_ITEM))
 
 
 def fit(
@@ -148,41 +206,36 @@ def fit(
   step_fn: Callable,
   feed: Callable[[dict], Batch],
   data_iter: pipeline.ResumableIterator,
+  plan: Plan,
+  progress: Progress,
   *,
   ckpt: Checkpointer,
   writer: MetricWriter,
-  total_steps: int,
-  batch_size: int,
-  log_every: int,
-  checkpoint_every: int,
-  desc: str,
   hooks: Sequence[Hook] = (),
-  history: Sequence[dict[str, float]] = (),
-  wall_time_s: float = 0.0,
   preemption: guards.Preemption | None = None,
-  settings: dict[str, Any] | None = None,
-  window: dict[str, float] | None = None,
-  window_from: int | None = None,
-) -> tuple[TrainState, list[dict[str, float]], float]:
-  """Trains from state.step to total_steps, continuing the logged `history` and `wall_time_s` of the steps
-  before, and the metric sums of the steps since the last log (`window`, over the steps after `window_from`):
-  all are checkpointed, so an interrupted run ends with the same history as an uninterrupted one, also when it
-  stopped between two log steps.
-  Returns (state, logged history, wall time in seconds, both over the whole run). On a signal recorded by
-  `preemption` it saves a checkpoint after the current step and raises SystemExit(128 + signal number).
+) -> tuple[TrainState, Progress]:
+  """Trains from state.step to plan.total_steps, continuing `progress` (that of the steps before, saved with
+  every checkpoint). Returns (state, progress over the whole run). On a signal recorded by `preemption` it saves
+  a checkpoint after the current step and raises SystemExit(128 + signal number).
 
   Divergence: whether every metric (loss, learning rate, gradient norm, ...) is finite is tracked on device and
   read wherever the host syncs anyway (log steps) and before the state is used: checkpoints, evaluating hooks.
   The first non-finite step raises `Diverged` naming it; a non-finite state is never saved, so the newest
   checkpoint is the last finite one."""
   start = int(jax.device_get(state.step))
-  last_logged = start if window_from is None else window_from
-  bar = progress_bar(total_steps, start, desc)
-  history = list(history)
+  last_logged = start if progress.window_from is None else progress.window_from
+  bar = progress_bar(plan.total_steps, start, plan.desc)
+  history = list(progress.history)
   # float32 sums round-trip exactly through Python floats, so the resumed sums continue bit for bit.
-  window = None if window is None else {k: jnp.asarray(v, jnp.float32) for k, v in window.items()}
+  window = None if progress.window is None else {k: jnp.asarray(v, jnp.float32) for k, v in progress.window.items()}
   t_start = t_log = time.perf_counter()
-  wall = lambda: wall_time_s + time.perf_counter() - t_start  # noqa: E731
+
+  def now_progress() -> Progress:
+    sums = None if window is None else {k: float(v) for k, v in jax.device_get(window).items()}
+    wall_time_s = progress.wall_time_s + time.perf_counter() - t_start
+    return dataclasses.replace(
+      progress, history=list(history), wall_time_s=wall_time_s, window=sums, window_from=last_logged
+    )
 
   first_bad = jnp.asarray(-1, jnp.int32)
 
@@ -190,37 +243,29 @@ def fit(
     bad = int(first_bad)
     if bad >= 0:
       raise guards.Diverged(
-        f"{desc}: a non-finite loss or gradient (NaN / inf) at step {bad}; nothing of it was saved, the newest "
-        f"checkpoint ({ckpt.latest_step()}) is the last finite state. Likely causes: a learning rate too high for "
-        "this batch size (optim.lr), or non-finite values in the data."
+        f"{plan.desc}: a non-finite loss or gradient (NaN / inf) at step {bad}; nothing of it was saved, the "
+        f"newest checkpoint ({ckpt.latest_step()}) is the last finite state. Likely causes: a learning rate too "
+        "high for this batch size (optim.lr), or non-finite values in the data."
       )
 
   def save(state: TrainState) -> None:
     check_finite()
-    sums = None if window is None else {k: float(v) for k, v in jax.device_get(window).items()}
-    runner_state = {
-      "history": history,
-      "wall_time_s": wall(),
-      "settings": settings or {},
-      "window": sums,
-      "window_from": last_logged,
-    }
     hook_states = {h.name: h.get_state() for h in hooks}
-    ckpt.save(state, {"iterator": data_iter.get_state(), RUNNER_ITEM: runner_state, **hook_states})
+    ckpt.save(state, {"iterator": data_iter.get_state(), RUNNER_ITEM: now_progress().to_json(), **hook_states})
 
-  for step in range(start, total_steps):
+  for step in range(start, plan.total_steps):
     state, metrics = step_fn(state, feed(next(data_iter)))
     # Summed on device: no host sync until the log step.
     window = metrics if window is None else jax.tree.map(jnp.add, window, metrics)
     bar.update(1)
     done = step + 1
     first_bad = guards.first_non_finite(first_bad, metrics, jnp.asarray(done, jnp.int32))
-    if done % log_every == 0 or done == total_steps:
+    if done % plan.log_every == 0 or done == plan.total_steps:
       check_finite()
       steps, last_logged = done - last_logged, done
       logged = {k: float(v) / steps for k, v in jax.device_get(window).items()}
       now = time.perf_counter()
-      logged["clips_per_s"] = steps * batch_size / (now - t_log)
+      logged["clips_per_s"] = steps * plan.batch_size / (now - t_log)
       window, t_log = None, now
       writer.write_scalars(done, {f"train/{k}": v for k, v in logged.items()})
       bar.set_postfix(
@@ -231,10 +276,10 @@ def fit(
       check_finite()
     for hook in hooks:
       hook.after_step(done, state)
-    save_step = done % checkpoint_every == 0 or done == total_steps or done in ckpt.keep_steps
+    save_step = done % plan.checkpoint_every == 0 or done == plan.total_steps or done in ckpt.keep_steps
     if save_step:
       save(state)
-    if preemption is not None and preemption.requested(sync=save_step or done % log_every == 0):
+    if preemption is not None and preemption.requested(sync=save_step or done % plan.log_every == 0):
       save(state)  # no-op when this step was just saved
       ckpt.wait()
       name = signal.Signals(preemption.signum).name
@@ -242,7 +287,7 @@ def fit(
       raise SystemExit(128 + preemption.signum)
   bar.close()
   ckpt.wait()
-  return state, history, wall()
+  return state, now_progress()
 
 
 def run(
@@ -278,41 +323,34 @@ def run(
     )
     stack.callback(data_iter.close)
     preemption = stack.enter_context(guards.Preemption())
-    resumed = {"history": [], "wall_time_s": 0.0}
     settings = json.loads(json.dumps(guards.math_settings(config, stage.key, g), default=str))
+    progress = Progress(settings=settings)
     if ckpt.latest_step() is not None:
       state, resumed = restore(ckpt, state, data_iter, hooks)
-      if "settings" in resumed:  # checkpoints of earlier versions did not record them
-        guards.check_resumed_config(resumed["settings"], config, stage.key, g)
+      if resumed.settings is not None:  # checkpoints of earlier versions did not record them
+        guards.check_resumed_config(resumed.settings, config, stage.key, g)
+      progress = dataclasses.replace(resumed, settings=settings)
     elif stage.initialize is not None:
       state = stage.initialize(state, ctx)
     feed = lambda batch: sharding.global_batch({k: batch[k] for k in stage.feed}, mesh)  # noqa: E731
-    state, history, wall_time = fit(
+    state, progress = fit(
       state,
       step_fn,
       feed,
       data_iter,
+      Plan.of(stage, spe, total_steps),
+      progress,
       ckpt=ckpt,
       writer=writer,
-      total_steps=total_steps,
-      batch_size=g.batch_size,
-      log_every=g.log_every_steps,
-      checkpoint_every=checkpoint_interval(g, spe),
-      desc=stage.name,
       hooks=hooks,
-      history=resumed["history"],
-      wall_time_s=resumed["wall_time_s"],
       preemption=preemption,
-      settings=settings,
-      window=resumed.get("window"),
-      window_from=resumed.get("window_from"),
     )
     summary: dict[str, Any] = {
       "steps": total_steps,
       "steps_per_epoch": spe,
-      "wall_time_s": wall_time,
-      "loss_history": history,
-      **(history[-1] if history else {}),
+      "wall_time_s": progress.wall_time_s,
+      "loss_history": progress.history,
+      **(progress.history[-1] if progress.history else {}),
     }
     for hook in hooks:
       summary.update(hook.finish(total_steps, state))

@@ -107,10 +107,11 @@ def test_non_finite_values_are_refused_naming_the_step_and_parameter(tmp_path):
   bad = bad.replace(params={**bad.params, "blocks_0": {**bad.params["blocks_0"], "kernel": jnp.full((3, 4), jnp.nan)}})
   ckpt.save(bad, {"iterator": {}})
   ckpt.wait()
-  with pytest.raises(checkpoint.CheckpointError, match=r"ckpt/5: non-finite values .* in 'params/blocks_0/kernel'"):
+  message = r"ckpt/5/state: non-finite values .* in 'params/blocks_0/kernel'"  # one read: the same error for both
+  with pytest.raises(checkpoint.CheckpointError, match=message):
     ckpt.restore(_state(0))  # the only step: nothing to fall back to
   ckpt.close()
-  with pytest.raises(checkpoint.CheckpointError, match=r"ckpt/5/state: non-finite values .* 'params/blocks_0/kernel'"):
+  with pytest.raises(checkpoint.CheckpointError, match=message):
     checkpoint.restore_params(tmp_path / "ckpt", {"blocks_0": {"kernel": jnp.zeros((3, 4))}}, "stars.init")
 
 
@@ -173,3 +174,26 @@ def test_initialising_from_a_directory_skips_a_broken_newest_step(tmp_path, capl
   assert f"{tmp_path}/6 (linear.init): unreadable checkpoint" in caplog.text
   with pytest.raises(checkpoint.CheckpointMismatch, match="linear.init must point at a checkpoint of this model"):
     checkpoint.restore_params(tmp_path, {"blocks_0": {"kernel": jnp.zeros((2, 4))}}, "linear.init")
+
+
+@pytest.mark.parametrize(
+  "other, message",
+  [
+    (
+      lambda s: s.replace(params={**s.params, "norm": {"scale": jnp.ones(5)}}),
+      r"key 'params/norm/scale' has shape \(4,\)",
+    ),
+    (lambda s: s.replace(queue=None), r"keys \['queue/embeddings', 'queue/ids', 'queue/ptr'\] \(3 in all\) are not"),
+  ],
+)
+def test_resuming_another_models_checkpoint_is_refused_at_once(tmp_path, other, message):
+  """A resume reads its state as an initialisation does (the same checks), and must match it field for field:
+  another shape, or a saved field the state lacks, is an error of the config, and no step is set aside."""
+  ckpt = checkpoint.Checkpointer(tmp_path, keep=3)
+  for step in (3, 6):
+    ckpt.save(_state(step, queue=True), {"iterator": {}})
+  ckpt.wait()
+  with pytest.raises(checkpoint.CheckpointMismatch, match=rf"6/state: checkpoint {message}.*--workdir must"):
+    ckpt.restore(other(_state(0, queue=True)))
+  ckpt.close()
+  assert sorted(p.name for p in tmp_path.iterdir()) == ["3", "6"]

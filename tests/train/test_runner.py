@@ -172,6 +172,30 @@ def test_resume_is_exact_and_skips_initialisation(setup, tmp_path, caplog):
   assert 0 < again.summary["wall_time_s"] <= resumed.summary["wall_time_s"]  # the saved total, not ~0
 
 
+@pytest.mark.parametrize("old", ["history_and_wall_time", "no_runner_item"])
+def test_checkpoints_of_earlier_versions_resume(setup, tmp_path, old):
+  """The runner's JSON item keeps today's keys; a checkpoint written before it recorded the settings and the
+  metric window (or before it had the item at all) resumes: the same losses, the history of what it recorded."""
+  config, group, split = setup
+  mesh = sharding.make_mesh()
+  straight = runner.run(_stage(group, split, [], []), config, tmp_path / "straight", mesh)
+  group.max_steps = 4  # stops at a log step: an earlier version's checkpoint held no window to lose
+  runner.run(_stage(group, split, [], []), config, tmp_path / "run", mesh)
+  metadata = tmp_path / "run" / "checkpoints" / "4" / "data" / "metadata"
+  extra = json.loads(metadata.read_text())
+  assert set(extra[runner.RUNNER_ITEM]) == {"history", "wall_time_s", "settings", "window", "window_from"}
+  if old == "no_runner_item":
+    del extra[runner.RUNNER_ITEM]
+  else:
+    extra[runner.RUNNER_ITEM] = {k: extra[runner.RUNNER_ITEM][k] for k in ("history", "wall_time_s")}
+  metadata.write_text(json.dumps(extra))
+  group.max_steps, config.model.dim = -1, 64  # a changed math setting: not recorded, so not compared
+  resumed = runner.run(_stage(group, split, [], []), config, tmp_path / "run", mesh)
+  np.testing.assert_array_equal(jax.device_get(straight.state.params["w"]), jax.device_get(resumed.state.params["w"]))
+  kept = 2 if old == "no_runner_item" else 0  # without the item: the resumed segment only (steps 6, 8, 9)
+  assert _losses(resumed.summary) == _losses(straight.summary)[kept:]
+
+
 class SignalHook(runner.Hook):
   """Sends this process a real signal after step `at` (as a cloud scheduler's preemption notice would)."""
 
