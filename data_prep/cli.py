@@ -5,6 +5,7 @@ import argparse
 import logging
 import sys
 
+from stars_jax import errors
 from stars_jax.data_prep import ntu, nwucla, pku, prepare, recordings
 from stars_jax.data_prep.ntu_denoise import INTERVALS, DenoiseOptions
 from stars_jax.data_prep.ntu_transform import SECOND_PERSON
@@ -25,6 +26,11 @@ def _parser() -> argparse.ArgumentParser:
   p.add_argument("--format", choices=("npz", "tfds"), default="npz")
   p.add_argument("--workers", type=int, default=prepare.cpu_count(), help="processes (default: all cores)")
   p.add_argument("--no-progress", action="store_true")
+  p.add_argument(
+    "--allow-empty-split",
+    action="store_true",
+    help="write an npz even when a split is empty (default: an error, since no job can train or test on it)",
+  )
   ntu_args = p.add_argument_group("NTU RGB+D")
   ntu_args.add_argument("--exclude", help="missing-skeleton list (one sample name per line) to skip unread")
   ntu_args.add_argument(
@@ -83,6 +89,7 @@ def main(argv: list[str]) -> int:
   logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
   try:
     dataset = _dataset(args)
+    prepare.output_dir(args.out)
     if args.format == "tfds":
       if args.dataset in ("nwucla", "kinect"):
         raise ValueError(f"--format tfds is for NTU and PKU-MMD; {args.dataset} is written as npz")
@@ -91,10 +98,12 @@ def main(argv: list[str]) -> int:
       for config, path in tfds_builders.build(dataset, args.out, args.workers, not args.no_progress).items():
         print(f"{config}: {path}")
       return 0
-    log = prepare.prepare(dataset, args.out, args.workers, progress=not args.no_progress)
-  except (prepare.PrepareError, FileNotFoundError, ValueError) as e:
+    log = prepare.prepare(
+      dataset, args.out, args.workers, progress=not args.no_progress, allow_empty_split=args.allow_empty_split
+    )
+  except (errors.BadInput, FileNotFoundError, ValueError) as e:
     print(f"stars-jax prepare: {e}", file=sys.stderr)
-    return 1
+    return 2
   for file, sizes in log["files"].items():
     print(f"{file}: {sizes['train']} train / {sizes['test']} test")
   for source, why in list(log["skipped"].items())[:10]:

@@ -8,6 +8,7 @@ spine-shoulder (21), each hand its hand tip and thumb. `V1_TO_NTU` is that table
 
 import numpy as np
 
+from stars_jax import errors
 from stars_jax.data_prep import ntu_transform
 
 NTU_JOINTS = 25
@@ -32,7 +33,7 @@ _V1_INDEX = np.array(V1_TO_NTU, np.int64) - 1  # (25,) 0-based
 MAX_PERSONS = 2
 
 
-class KinectFormatError(ValueError):
+class KinectFormatError(errors.BadInput, ValueError):
   """A sequence is not a Kinect skeleton of a supported shape; the message names it."""
 
 

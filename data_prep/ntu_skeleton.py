@@ -11,6 +11,8 @@ import re
 
 import numpy as np
 
+from stars_jax import errors
+
 NUM_JOINTS = 25
 BODY_INFO_FIELDS = 10  # bodyID, clipedEdges, hand states and confidences, isRestricted, lean, trackingState
 JOINT_FIELDS = 12  # x y z depthX depthY colorX colorY orientation(wxyz) trackingState
@@ -20,7 +22,7 @@ NAME_RE = re.compile(r"S(\d{3})C(\d{3})P(\d{3})R(\d{3})A(\d{3})")
 NAME_FIELDS = ("setup", "camera", "performer", "replication", "action")
 
 
-class SkeletonFormatError(ValueError):
+class SkeletonFormatError(errors.BadInput, ValueError):
   """A `.skeleton` file is malformed; the message names the file and the line."""
 
 
@@ -154,7 +156,8 @@ def parse_skeleton(text: str, source: str) -> RawSkeleton:
       raise lines.error(i, f"unexpected content after the {num_file_frames} declared frames")
   if valid == 0:
     raise NoSkeletonError(f"{source}: none of its {num_file_frames} frames has a body")
-  values = lines.joint_blocks(starts, whats).astype(np.float32)  # (blocks, 25, 12)
+  with np.errstate(over="ignore"):  # beyond float32 becomes inf: refused after the cast (prepare.implausible)
+    values = lines.joint_blocks(starts, whats).astype(np.float32)  # (blocks, 25, 12)
   rows: dict[str, list[int]] = {}
   for block, (body_id, _) in enumerate(owners):
     rows.setdefault(body_id, []).append(block)

@@ -9,6 +9,7 @@ self-supervised NW-UCLA result we know of) trains on views 1 and 2 and tests on 
 
 import functools
 import json
+import logging
 import pathlib
 import re
 
@@ -83,7 +84,10 @@ def find_clips(raw: str | pathlib.Path) -> list[pathlib.Path]:
   found: dict[str, pathlib.Path] = {}
   bad = []
   for path in raw.rglob("*.json"):
-    if NAME_RE.fullmatch(path.stem) is None or not path.is_file():
+    if NAME_RE.fullmatch(path.stem) is None:
+      continue
+    if not path.is_file():  # never opened: a FIFO would block the reader forever
+      logging.warning("skipped %s: not a regular file (a directory, FIFO or device)", path)
       continue
     try:
       parse_name(path.stem)

@@ -11,10 +11,12 @@ video name, then by label-file row.
 
 import dataclasses
 import functools
+import logging
 import pathlib
 
 import numpy as np
 
+from stars_jax import errors
 from stars_jax.data_prep.prepare import Dataset, Sample, SourceResult
 
 NUM_CLASSES = 51
@@ -26,7 +28,7 @@ SPLIT_FILES = {  # output file -> split file name read by the official code (SPE
 }
 
 
-class PkuFormatError(ValueError):
+class PkuFormatError(errors.BadInput, ValueError):
   """A PKU-MMD file is malformed; the message names the file and the line."""
 
 
@@ -71,7 +73,8 @@ def read_skeleton(path: str | pathlib.Path) -> np.ndarray:
   try:
     values = np.loadtxt(lines, dtype=np.float64, comments=None, ndmin=2)  # blank lines are skipped
     if values.shape[1:] == (FRAME_WIDTH,) and np.isfinite(values).all():
-      return values.astype(np.float32)
+      with np.errstate(over="ignore"):  # beyond float32 becomes inf: refused after the cast (prepare.implausible)
+        return values.astype(np.float32)
   except ValueError:
     pass
   for number, line in enumerate(lines, 1):  # name the offending line
@@ -107,9 +110,12 @@ def instances(
 def process_video(label_path: str, skeleton_dir: str, options: PkuOptions) -> SourceResult:
   """One video (its label file and skeleton file) -> one sample per non-zero instance."""
   video = pathlib.Path(label_path).stem
+  skeleton_path = pathlib.Path(skeleton_dir) / f"{video}.txt"
+  if skeleton_path.exists() and not skeleton_path.is_file():  # a directory or FIFO: never opened
+    return SourceResult(video, skipped=f"{skeleton_path} is not a regular file (a directory, FIFO or device)")
   try:
     rows = read_labels(label_path)
-    skeleton = read_skeleton(pathlib.Path(skeleton_dir) / f"{video}.txt")
+    skeleton = read_skeleton(skeleton_path)
   except (PkuFormatError, FileNotFoundError) as e:
     return SourceResult(video, error=str(e))
   found, events = instances(skeleton, rows, options)
@@ -148,7 +154,13 @@ def pku_dataset(
   for folder in (skeleton_dir, label_dir):
     if not folder.is_dir():
       raise FileNotFoundError(f"PKU-MMD folder {folder} does not exist")
-  labels = sorted(label_dir.glob("*.txt"))
+  labels, excluded = [], {}
+  for path in sorted(label_dir.glob("*.txt")):
+    if path.is_file():
+      labels.append(path)
+    else:  # a directory or FIFO named *.txt: never opened (a FIFO would block forever)
+      excluded[str(path)] = "not a regular file (a directory, FIFO or device)"
+      logging.warning("skipped %s: not a regular file (a directory, FIFO or device)", path)
   if not labels:
     raise FileNotFoundError(f"no label files (<video>.txt) in {label_dir}")
   files = {
@@ -163,6 +175,7 @@ def pku_dataset(
     files=files,
     max_frames=options.max_frames,
     truncate=True,
+    excluded=excluded,
     options={
       "raw": str(raw),
       "skeleton_dir": str(skeleton_dir),

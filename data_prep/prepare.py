@@ -5,6 +5,7 @@ into samples, and how sample names map to train/test indices for each output fil
 """
 
 import dataclasses
+import functools
 import logging
 import multiprocessing
 import os
@@ -15,13 +16,15 @@ from collections.abc import Callable, Iterator
 import numpy as np
 import tqdm
 
-from stars_jax import io
+from stars_jax import errors, io
 from stars_jax.data.class_names import classes_path
 from stars_jax.data_prep import writer
 
+MAX_ABS_COORD = 100.0  # metres: NTU, PKU-MMD and Kinect skeletons lie within a few metres of the camera
 
-class PrepareError(RuntimeError):
-  """Some raw sources are malformed; nothing was written."""
+
+class PrepareError(errors.BadInput, RuntimeError):
+  """Some raw sources are malformed, or the output cannot be written as asked; nothing was written."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -74,12 +77,42 @@ class Staged:
     return dataset.max_frames if dataset.truncate else max([dataset.max_frames, *self.store.lengths])
 
 
+def implausible(sequence: np.ndarray) -> str:
+  """Why a sample's values cannot be vouched for after the float32 cast ('' if they can): NaN / inf (a float64
+  value beyond float32 becomes inf) or a coordinate beyond MAX_ABS_COORD metres."""
+  with np.errstate(over="ignore", invalid="ignore"):
+    x = np.asarray(sequence).astype(np.float32)  # (T, ...)
+  bad = ~np.isfinite(x)
+  what = "non-finite (NaN / inf, or beyond float32)"
+  if not bad.any():
+    bad, what = np.abs(x) > MAX_ABS_COORD, f"outside the plausibility bound |x| <= {MAX_ABS_COORD:g} m"
+  if not bad.any():
+    return ""
+  where = tuple(int(i) for i in np.argwhere(bad)[0])
+  return f"{what}: {x[where]:g} at frame {where[0]}, index {where[1:]}"
+
+
+def checked(process: Callable[[str], SourceResult], source: str) -> SourceResult:
+  """`process(source)` with every failure kept inside this source's result, so the file is named: an exception
+  (e.g. a body that is zero in every frame) or a sample whose values `implausible` refuses."""
+  try:
+    result = process(source)
+  except Exception as e:  # noqa: BLE001  any failure of one file names that file, not the whole run
+    return SourceResult(source, error=f"{source}: {type(e).__name__}: {e}")
+  for sample in result.samples:
+    why = implausible(sample.sequence)
+    if why:
+      return SourceResult(result.source, error=f"{source}: sample {sample.name}: {why}")
+  return result
+
+
 def _results(dataset: Dataset, workers: int) -> Iterator[SourceResult]:
+  process = functools.partial(checked, dataset.process)  # picklable: module-level function of a picklable one
   if workers <= 1:
-    yield from map(dataset.process, dataset.sources)
+    yield from map(process, dataset.sources)
     return
   with multiprocessing.get_context("spawn").Pool(workers) as pool:
-    yield from pool.imap(dataset.process, dataset.sources, chunksize=16)
+    yield from pool.imap(process, dataset.sources, chunksize=16)
 
 
 def stage(dataset: Dataset, staging: pathlib.Path, workers: int = 1, progress: bool = False) -> Staged:
@@ -127,15 +160,47 @@ def stage(dataset: Dataset, staging: pathlib.Path, workers: int = 1, progress: b
   )
 
 
-def prepare(dataset: Dataset, out_dir: str | pathlib.Path, workers: int = 1, progress: bool = False) -> dict:
+def output_dir(out_dir: str | pathlib.Path) -> pathlib.Path:
+  """`out_dir`, created if missing; PrepareError if it is a file (or a file stands in its path)."""
+  out_dir = pathlib.Path(out_dir)
+  try:
+    out_dir.mkdir(parents=True, exist_ok=True)
+  except (FileExistsError, NotADirectoryError) as e:
+    raise PrepareError(f"--out {out_dir}: not a directory ({e.strerror}: {e.filename})") from None
+  return out_dir
+
+
+def empty_splits(splits: dict[str, dict[str, np.ndarray]]) -> list[str]:
+  """'<file> <split>' of every empty split of {file: {split: indices}}."""
+  return [f"{file} {split}" for file, by_split in splits.items() for split, ix in by_split.items() if not len(ix)]
+
+
+def prepare(
+  dataset: Dataset,
+  out_dir: str | pathlib.Path,
+  workers: int = 1,
+  progress: bool = False,
+  allow_empty_split: bool = False,
+) -> dict:
   """Raw sources -> the dataset's official npz files plus `<name>_prepare_log.json` in out_dir.
 
-  Returns the log: per-file split sizes, skipped sources with reasons, per-source events, throughput.
+  An empty split is a PrepareError (nothing written: no training or evaluation can use it) unless
+  `allow_empty_split`. Returns the log: per-file split sizes, skipped sources with reasons, per-source events,
+  throughput.
   """
-  out_dir = pathlib.Path(out_dir)
-  out_dir.mkdir(parents=True, exist_ok=True)
+  out_dir = output_dir(out_dir)
   staged = stage(dataset, out_dir / f".{dataset.name}_staging.partial", workers, progress)
   try:
+    all_splits = {file: split_fn(staged.names) for file, split_fn in dataset.files.items()}
+    empty = empty_splits(all_splits)
+    if empty and not allow_empty_split:
+      raise PrepareError(
+        f"{dataset.name}: {len(staged.names)} samples leave these splits empty: {', '.join(empty)}; nothing "
+        "written (a job cannot train or evaluate on an empty split). Add the missing raw files, or give "
+        "--allow-empty-split to write them anyway"
+      )
+    for split in empty:
+      logging.warning("%s: the %s split is empty (--allow-empty-split)", dataset.name, split)
     max_frames = staged.max_frames(dataset)
     if max_frames > dataset.max_frames:
       logging.warning(
@@ -146,8 +211,7 @@ def prepare(dataset: Dataset, out_dir: str | pathlib.Path, workers: int = 1, pro
         max_frames,
       )
     files = {}
-    for file_name, split_fn in dataset.files.items():
-      splits = split_fn(staged.names)
+    for file_name, splits in all_splits.items():
       writer.write_split_npz(out_dir / file_name, staged.store, staged.labels, dataset.num_classes, splits, max_frames)
       files[file_name] = {split: len(indices) for split, indices in splits.items()}
       if dataset.class_names:
@@ -164,6 +228,7 @@ def prepare(dataset: Dataset, out_dir: str | pathlib.Path, workers: int = 1, pro
     "samples": len(staged.names),
     "truncated": sum(n > max_frames for n in staged.store.lengths),
     "skipped": staged.skipped,
+    "empty_splits": empty,
     "events": staged.events,
     "workers": workers,
     "read_seconds": round(staged.seconds, 3),

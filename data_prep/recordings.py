@@ -54,10 +54,9 @@ def sample_of(name: str, joints: np.ndarray, label: int, min_frames: int = MIN_F
     joints = kinect.to_ntu_joints(joints)  # (T, P, 25, 3)
   except kinect.KinectFormatError as e:
     return SourceResult(name, skipped=f"unreadable: {e}")
-  with np.errstate(over="ignore", invalid="ignore"):
-    finite = np.isfinite(joints.astype(np.float32)).all()
-  if not finite:
-    return SourceResult(name, skipped="non-finite coordinates (NaN, inf, or beyond float32)")
+  why = prepare.implausible(joints)
+  if why:
+    return SourceResult(name, skipped=why)
   present = joints.reshape(len(joints), -1).any(axis=1)  # (T,) frames with any non-zero joint
   events = {"empty_frames_dropped": int((~present).sum())} if not present.all() else {}
   joints = joints[present]
@@ -110,11 +109,13 @@ def prepare_recordings(
   class_names: Sequence[str],
   min_frames: int = MIN_FRAMES,
   max_frames: int = 300,
+  allow_empty_split: bool = False,
 ) -> dict:
   """Recordings in memory -> `out_dir/file_name` (official npz layout) + its `.classes.txt` + a prepare log.
 
   `class_names[k]` names label k (their number is the one-hot width); the frame axis is `max_frames` long, or
-  the longest sample's length if that is longer. Returns the log (split sizes, skipped recordings with reasons)."""
+  the longest sample's length if that is longer; an empty split is an error unless `allow_empty_split`. Returns
+  the log (split sizes, skipped recordings with reasons)."""
   table: dict[str, Recording] = {}
   for item in items:
     if item.name in table:
@@ -134,13 +135,15 @@ def prepare_recordings(
     class_names=tuple(class_names),
     options={"min_frames": min_frames},
   )
-  return prepare.prepare(dataset, out_dir, workers=1)
+  return prepare.prepare(dataset, out_dir, workers=1, allow_empty_split=allow_empty_split)
 
 
 def _process_file(
   file: str, root: str, labels: dict[str, int], min_frames: int
 ) -> SourceResult:  # picklable for the worker pool
   path = pathlib.Path(root) / file
+  if path.exists() and not path.is_file():  # a directory or a FIFO (opening one would wait forever)
+    return SourceResult(file, skipped=f"unreadable: {path} is not a regular file")
   try:
     joints = read_sequence(path)
   except (OSError, ValueError) as e:  # json.JSONDecodeError is a ValueError

@@ -12,6 +12,7 @@ from typing import Any
 
 import ml_collections
 
+from stars_jax import errors
 from stars_jax.data import sources, transforms
 from stars_jax.models import factory
 from stars_jax.train import classify, dino, guards, nnclr, optim, tune, tuning
@@ -38,7 +39,7 @@ CHOICES: dict[str, tuple[Any, ...]] = {
 }
 
 
-class SettingError(ValueError):
+class SettingError(errors.BadConfig):
   """A config value outside what its key allows; the message names each key."""
 
 

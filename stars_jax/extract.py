@@ -25,7 +25,7 @@ import ml_collections
 import numpy as np
 from numpy.lib import format as npy_format
 
-from stars_jax import config_lib, io, sharding
+from stars_jax import config_lib, errors, io, sharding
 from stars_jax.data import npz, sources
 from stars_jax.evaluate import features
 from stars_jax.models import factory
@@ -128,8 +128,8 @@ def main(argv: list[str]) -> int:
       batch_size=args.batch_size,
       init_epoch=args.init_epoch,
     )
-  except (OSError, ValueError, KeyError, checkpoint.CheckpointError) as e:
+  except (OSError, ValueError, KeyError, checkpoint.CheckpointError, errors.BadInput) as e:
     print(f"stars-jax extract: {e}", file=sys.stderr)
-    return 1
+    return 2
   print(f"wrote {summary['out']}: features {summary['shape']}")
   return 0

@@ -20,9 +20,10 @@ import ml_collections
 from absl import app, flags
 from ml_collections import config_flags
 
-from stars_jax import config_lib, config_schema, io, jobs, sharding, workdir_lock
+from stars_jax import config_lib, config_schema, errors, io, jobs, sharding, workdir_lock
+from stars_jax.evaluate import preflight
 from stars_jax.pipeline import inputs as pipeline_inputs
-from stars_jax.train import guards
+from stars_jax.train import checkpoint, guards
 
 _CONFIG = config_flags.DEFINE_config_file(
   "config", None, "A config file with get_config([arg]): configs/<file>.py or configs/<file>.py:<arg>."
@@ -40,6 +41,22 @@ _PROCESS_ID = flags.DEFINE_integer("process_id", None, "This process's index, 0 
 
 
 _DISK_FULL = ("RESOURCE_EXHAUSTED", "No space left on device")
+# The user's input or setting, not a bug: every command ends these with their one-line message and exit 2 (any
+# other exception keeps its traceback). errors.BadInput covers the readers' and validators' own types (npz layout,
+# raw files, config values); the others are the workdir lock, the pipeline's input check, unreadable or
+# mismatched checkpoints, and the OSErrors that name a path.
+BAD_INPUT = (
+  errors.BadInput,
+  workdir_lock.WorkdirLocked,
+  pipeline_inputs.InputError,
+  checkpoint.CheckpointError,
+  checkpoint.CheckpointMismatch,
+  FileNotFoundError,
+  FileExistsError,
+  NotADirectoryError,
+  IsADirectoryError,
+  PermissionError,
+)
 
 
 def _quiet_orbax(record: logging.LogRecord) -> bool:
@@ -68,25 +85,12 @@ def main(argv) -> None:
     logging.info("Process %d of %d", jax.process_index(), jax.process_count())
   config = _CONFIG.value
   workdir = pathlib.Path(_WORKDIR.value)
-  workdir.mkdir(parents=True, exist_ok=True)
-  try:  # every setting's allowed values, before any model is built
-    config_schema.validate(config, tuple(jobs.JOBS), jax.device_count())
-  except config_schema.SettingError as e:
-    logging.error("%s: %s", _CONFIG.name, e)
-    sys.exit(2)
-  logging.info("Devices: %s; stage %s; workdir %s", jax.devices(), config.stage, workdir)
-  # Process 0 holds the workdir for the job (the other processes of a multi-host job share it).
-  lock = workdir_lock.hold(workdir) if jax.process_index() == 0 else contextlib.nullcontext()
   try:
-    with lock:
-      _run_job(config, workdir)
-  except workdir_lock.WorkdirLocked as e:
-    logging.error("%s", e)
-    sys.exit(2)
+    _checked_run(config, workdir)
   except guards.Diverged as e:
     logging.error("%s", e)
     sys.exit(1)
-  except pipeline_inputs.InputError as e:  # a pipeline's input check: a missing or malformed file, named
+  except BAD_INPUT as e:
     logging.error("%s", e)
     sys.exit(2)
   except Exception as e:
@@ -99,6 +103,21 @@ def main(argv) -> None:
       type(e).__name__,
     )
     sys.exit(1)
+
+
+def _checked_run(config, workdir: pathlib.Path) -> None:
+  """The job of `config.stage` in `workdir` (created) under its lock, after the checks of what it will read."""
+  config_schema.validate(config, tuple(jobs.JOBS), jax.device_count())  # every setting, before any model
+  try:
+    workdir.mkdir(parents=True, exist_ok=True)
+  except (FileExistsError, NotADirectoryError):
+    raise errors.BadInput(f"--workdir={workdir}: a file stands in its path; give a directory") from None
+  logging.info("Devices: %s; stage %s; workdir %s", jax.devices(), config.stage, workdir)
+  # Process 0 holds the workdir for the job (the other processes of a multi-host job share it).
+  lock = workdir_lock.hold(workdir) if jax.process_index() == 0 else contextlib.nullcontext()
+  with lock:
+    preflight.check_inputs(config)
+    _run_job(config, workdir)
 
 
 def _run_job(config, workdir: pathlib.Path) -> None:
@@ -123,15 +142,20 @@ _SUBCOMMANDS: dict[str, str] = {
 
 
 def unknown_override(argv: list[str]) -> str | None:
-  """One line naming the first `--config.<key>=...` whose key the config does not have (and the keys it does
-  have there), or None. The flag parser would otherwise fail with a chain of tracebacks."""
+  """One line naming what is wrong with `--config=FILE[:ARG]` (no such file; the file's own error, e.g. an unknown
+  ARG) or the first `--config.<key>=...` whose key the config does not have (and the keys it does have there), or
+  None. The flag parser would otherwise fail with a chain of tracebacks."""
   spec = next((a.split("=", 1)[1] for a in argv if a.startswith("--config=")), None)
   if spec is None:
     return None
+  path = pathlib.Path(spec.split(":", 1)[0])
+  if not path.is_file():
+    return f"--config={spec}: no config file {path}"
   try:
     config = config_lib.load_config(spec)
-  except Exception:  # noqa: BLE001  the flag parser reports a config file that does not load
-    return None
+  except Exception as e:  # noqa: BLE001  the config file's error (its last line names the cause)
+    lines = [line.strip() for line in str(e).splitlines() if line.strip()]
+    return f"--config={spec}: {lines[-1] if lines else type(e).__name__}"
   for arg in argv:
     if not arg.startswith("--config."):
       continue
@@ -149,8 +173,14 @@ def unknown_override(argv: list[str]) -> str | None:
 def run() -> None:
   """Console-script entry point (`stars-jax`)."""
   if len(sys.argv) > 1 and sys.argv[1] in _SUBCOMMANDS:
-    module = importlib.import_module(_SUBCOMMANDS[sys.argv[1]])
-    sys.exit(module.main(sys.argv[2:]))
+    name = sys.argv[1]
+    module = importlib.import_module(_SUBCOMMANDS[name])
+    try:
+      code = module.main(sys.argv[2:])
+    except BAD_INPUT as e:
+      print(f"stars-jax {name}: {e}", file=sys.stderr)
+      code = 2
+    sys.exit(code)
   problem = unknown_override(sys.argv[1:])
   if problem:
     print(f"stars-jax: {problem}", file=sys.stderr)

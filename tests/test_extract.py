@@ -69,4 +69,4 @@ def test_command_line_writes_the_file_and_names_a_missing_checkpoint(tiny_config
   assert ok.returncode == 0, ok.stderr[-2000:]
   assert "wrote" in ok.stdout and (tmp_path / "f.npz").is_file()
   missing = subprocess.run(cmd + [f"--init={tmp_path / 'nowhere'}", "--out=x.npz"], capture_output=True, text=True)
-  assert missing.returncode == 1 and "no checkpoint under" in missing.stderr and "extract --init" in missing.stderr
+  assert missing.returncode == 2 and "no checkpoint under" in missing.stderr and "extract --init" in missing.stderr

@@ -17,6 +17,8 @@ from typing import Any
 import numpy as np
 from numpy.lib import format as npy_format
 
+from stars_jax import errors
+
 SPLITS = ("train", "test")
 NUM_PERSONS = 2
 NUM_JOINTS = 25
@@ -27,11 +29,11 @@ _LOCAL_HEADER = struct.Struct("<IHHHHHIIIHH")  # zip local file header, 30 bytes
 _LOCAL_HEADER_SIGNATURE = 0x04034B50
 
 
-class NpzFormatError(ValueError):
+class NpzFormatError(errors.BadInput, ValueError):
   """The npz file or one of its members does not have the expected layout."""
 
 
-class NpzKeyError(KeyError):
+class NpzKeyError(errors.BadInput, KeyError):
   """A required member is missing from the npz file."""
 
   def __str__(self) -> str:  # KeyError would repr() the message

@@ -4,6 +4,7 @@ import pathlib
 
 import ml_collections
 
+from stars_jax import errors
 from stars_jax.data import npz, synthetic
 
 FORMATS = ("npz", "array_record")
@@ -35,7 +36,7 @@ def dataset_path(data_config: ml_collections.ConfigDict) -> pathlib.Path:
   cfg = data_config.synthetic
   paths = synthetic.ensure_synthetic(synthetic_spec(cfg), cfg.dir)
   if cfg.split not in paths:
-    raise KeyError(f"data.synthetic.split={cfg.split!r}; choose one of {sorted(paths)}")
+    raise errors.BadConfig(f"data.synthetic.split={cfg.split!r}; choose one of {sorted(paths)}")
   return paths[cfg.split]
 
 
@@ -43,7 +44,7 @@ def open_split(data_config: ml_collections.ConfigDict, split: str) -> npz.Skelet
   """The 'train' or 'test' split of the configured dataset, in the format `data.format` names."""
   data_format = data_config.format
   if data_format not in FORMATS:
-    raise ValueError(f"data.format={data_format!r}; choose one of {FORMATS}")
+    raise errors.BadConfig(f"data.format={data_format!r}; choose one of {FORMATS}")
   if data_format == "array_record":
     from stars_jax.data import tfds_reader  # needs tensorflow_datasets, only for this format
 
@@ -57,5 +58,5 @@ def open_seen_split(data_config: ml_collections.ConfigDict, split: str) -> npz.S
   opened = npz.without_classes(open_split(data_config, split), data_config.held_out_classes)
   if not len(opened):
     held_out = " outside data.held_out_classes" if len(data_config.held_out_classes) else ""
-    raise ValueError(f"{opened.path}: the {split} split has no samples{held_out}")
+    raise npz.NpzFormatError(f"{opened.path}: the {split} split has no samples{held_out}")
   return opened

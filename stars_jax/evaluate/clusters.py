@@ -1,6 +1,6 @@
 """Cluster quality of frozen features (silhouette, k-means NMI/ARI) and the t-SNE / confusion-matrix figures."""
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
 import matplotlib
 import numpy as np
@@ -26,8 +26,11 @@ def _subsample(n: int, max_points: int, seed: int) -> np.ndarray:
   return np.sort(np.random.default_rng(seed).choice(n, max_points, replace=False))
 
 
-def cluster_metrics(features: np.ndarray, labels: np.ndarray, seed: int = 0) -> dict[str, float]:
-  """{'silhouette', 'nmi', 'ari'} of L2-normalised features, as fractions (not percent).
+def cluster_metrics(
+  features: np.ndarray, labels: np.ndarray, seed: int = 0, skip: Collection[str] = ()
+) -> dict[str, float]:
+  """{'silhouette', 'nmi', 'ari'} of L2-normalised features, as fractions (not percent), less those in `skip`
+  (`protocols.skipped_protocols`: silhouette needs 2 <= classes <= N - 1, k-means two classes).
 
   silhouette in [-1, 1]: of the true labels, cosine distance, on at most SILHOUETTE_MAX_SAMPLES samples (a
   seeded subsample). nmi in [0, 1] and ari (<= 1, about 0 for chance, can be slightly negative): k-means with k =
@@ -35,15 +38,16 @@ def cluster_metrics(features: np.ndarray, labels: np.ndarray, seed: int = 0) -> 
   """
   x = normalize(np.asarray(features, np.float32))  # (N, D)
   labels = np.asarray(labels)
-  keep = _subsample(len(x), SILHOUETTE_MAX_SAMPLES, seed)
-  silhouette = silhouette_score(x[keep], labels[keep], metric="cosine")
-  kmeans = KMeans(n_clusters=len(np.unique(labels)), n_init=KMEANS_N_INIT, random_state=seed)
-  clusters = kmeans.fit_predict(x)  # (N,)
-  return {
-    "silhouette": float(silhouette),
-    "nmi": float(normalized_mutual_info_score(labels, clusters)),
-    "ari": float(adjusted_rand_score(labels, clusters)),
-  }
+  out = {}
+  if "silhouette" not in skip:
+    keep = _subsample(len(x), SILHOUETTE_MAX_SAMPLES, seed)
+    out["silhouette"] = float(silhouette_score(x[keep], labels[keep], metric="cosine"))
+  if "nmi" not in skip or "ari" not in skip:
+    kmeans = KMeans(n_clusters=len(np.unique(labels)), n_init=KMEANS_N_INIT, random_state=seed)
+    clusters = kmeans.fit_predict(x)  # (N,)
+    agreement = {"nmi": normalized_mutual_info_score(labels, clusters), "ari": adjusted_rand_score(labels, clusters)}
+    out.update({k: float(v) for k, v in agreement.items() if k not in skip})
+  return out
 
 
 def save_png(fig: Figure, path) -> None:

@@ -14,6 +14,8 @@ import sys
 
 import numpy as np
 
+from stars_jax import errors
+
 SCORES = "test_scores.npz"
 
 
@@ -71,8 +73,8 @@ def main(argv: list[str]) -> int:
   try:
     weights = [float(w) for w in args.weights.split(",")] if args.weights else [1.0] * len(args.runs)
     result = fuse(args.runs, weights, args.softmax)
-  except (OSError, ValueError) as e:
+  except (OSError, ValueError, errors.BadInput) as e:
     print(f"stars-jax ensemble: {e}", file=sys.stderr)
-    return 1
+    return 2
   print(json.dumps(result, indent=2))
   return 0

@@ -7,8 +7,9 @@ probe see), extracted once per encoder and shared by every protocol. When classe
 few-shot ones the held-out classes only (bank: their training samples, queries: their test samples).
 """
 
+import logging
 import pathlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import jax
@@ -18,10 +19,9 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
 
 from stars_jax.data.npz import SkeletonSplit
-from stars_jax.evaluate import clusters, features, fewshot, knn
+from stars_jax.evaluate import clusters, features, fewshot, knn, protocols
+from stars_jax.evaluate.protocols import KNN_KS
 from stars_jax.models.mamp import Encoder
-
-KNN_KS = (1, 2, 5, 10)
 
 
 def logistic_accuracy(
@@ -46,24 +46,30 @@ def frozen_protocols(
   plot_dir: pathlib.Path | None = None,
   name: str = "",
   class_names: Sequence[str] | None = None,
+  skip: Mapping[str, str] | None = None,
 ) -> dict[str, float]:
   """{protocol: value} for one encoder's features: knn<k> (percent), logistic (percent), silhouette, nmi, ari
   (fractions) on the seen classes; with held-out classes also fewshot (kNN-1 on them, percent) and oneshot
   (nearest of one exemplar per class, mean over 5 seeded draws, percent). Writes t-SNE and kNN-1 confusion
-  PNGs to plot_dir if given, labelled with `class_names` (indexed by label) if given."""
+  PNGs to plot_dir if given, labelled with `class_names` (indexed by label) if given. The protocols in `skip`
+  (default: `protocols.skipped_protocols` of these labels: too few clips or classes) are left out."""
+  skip = protocols.skipped_protocols(train_y, test_y, held_out) if skip is None else skip
   seen_tr, seen_te = ~np.isin(train_y, held_out), ~np.isin(test_y, held_out)
   tr_x, tr_y, te_x, te_y = train_x[seen_tr], train_y[seen_tr], test_x[seen_te], test_y[seen_te]
-  out = {
-    f"knn{k}": v for k, v in knn.knn_accuracies(tr_x, tr_y, te_x, te_y, ks=KNN_KS, num_classes=num_classes).items()
-  }
-  out["logistic"] = logistic_accuracy(tr_x, tr_y, te_x, te_y, seed)
-  out.update(clusters.cluster_metrics(te_x, te_y, seed))
-  if held_out:
+  ks = tuple(k for k in KNN_KS if f"knn{k}" not in skip)
+  out = {f"knn{k}": v for k, v in knn.knn_accuracies(tr_x, tr_y, te_x, te_y, ks=ks, num_classes=num_classes).items()}
+  if "logistic" not in skip:
+    out["logistic"] = logistic_accuracy(tr_x, tr_y, te_x, te_y, seed)
+  out.update(clusters.cluster_metrics(te_x, te_y, seed, skip=tuple(skip)))
+  if held_out and "fewshot" not in skip:
     out["fewshot"] = fewshot.fewshot_knn(train_x, train_y, test_x, test_y, held_out, ks=(1,))[1]
+  if held_out and "oneshot" not in skip:
     out["oneshot"] = fewshot.one_shot_accuracy(test_x, test_y, held_out, seeds=tuple(range(seed, seed + 5)))["mean"]
   if plot_dir is not None:
     plot_dir.mkdir(parents=True, exist_ok=True)
-    clusters.plot_tsne(te_x, te_y, plot_dir / f"tsne_{name}.png", f"t-SNE of test features: {name}", seed, class_names)
+    if "tsne" not in skip:
+      title = f"t-SNE of test features: {name}"
+      clusters.plot_tsne(te_x, te_y, plot_dir / f"tsne_{name}.png", title, seed, class_names)
     preds = knn.knn_predict(tr_x, tr_y, te_x, k=1, num_classes=num_classes)
     clusters.plot_confusion(
       te_y, preds, num_classes, plot_dir / f"confusion_knn1_{name}.png", f"kNN-1 confusion: {name}", class_names
@@ -86,9 +92,14 @@ def probe(
   class_names: Sequence[str] | None = None,
 ) -> dict[str, dict[str, Any]]:
   """{protocol: {encoder name: value}} of `frozen_protocols` for every named encoder parameter tree; plots
-  (t-SNE is slow) for the encoders in `plot_names` only, labelled with `class_names` if given."""
+  (t-SNE is slow) for the encoders in `plot_names` only, labelled with `class_names` if given. Protocols the
+  splits are too small for are skipped and listed with the reason under 'skipped_protocols'."""
+  held_out = tuple(data_config.held_out_classes)
+  skip = protocols.skipped_protocols(train_split.labels, test_split.labels, held_out)
+  for protocol, why in skip.items():
+    logging.warning("Skipping the %s protocol: %s", protocol, why)
   embed = features.make_embed_fn(encoder, data_config, mesh)  # compiled once for every parameter set
-  results: dict[str, dict[str, Any]] = {}
+  results: dict[str, Any] = {"skipped_protocols": dict(skip)} if skip else {}
   for name, params in named_params.items():
     tr_x, tr_y = features.extract(embed, params, train_split, batch_size, mesh)
     te_x, te_y = features.extract(embed, params, test_split, batch_size, mesh)
@@ -97,12 +108,13 @@ def probe(
       tr_y,
       te_x,
       te_y,
-      held_out=tuple(data_config.held_out_classes),
+      held_out=held_out,
       num_classes=train_split.num_classes,
       seed=seed,
       plot_dir=plot_dir if name in plot_names else None,
       name=name,
       class_names=class_names,
+      skip=skip,
     )
     for protocol, value in metrics.items():
       results.setdefault(protocol, {})[name] = value

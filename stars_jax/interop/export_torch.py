@@ -10,6 +10,7 @@ stages). 'auto' picks the tuning format of a checkpoint with a teacher or queue.
 import argparse
 import sys
 
+from stars_jax import errors
 from stars_jax.interop import torch_checkpoint
 from stars_jax.train import checkpoint
 
@@ -22,8 +23,8 @@ def main(argv: list[str]) -> int:
   args = parser.parse_args(argv)
   try:
     fmt = torch_checkpoint.export_checkpoint(args.directory, args.out, args.format)
-  except (OSError, ValueError, checkpoint.CheckpointError) as e:
+  except (OSError, ValueError, checkpoint.CheckpointError, errors.BadInput) as e:
     print(f"stars-jax export-torch: {e}", file=sys.stderr)
-    return 1
+    return 2
   print(f"wrote {args.out} ({fmt} format)")
   return 0

@@ -11,6 +11,7 @@ import argparse
 import json
 import sys
 
+from stars_jax import errors
 from stars_jax.interop import torch_checkpoint
 
 
@@ -21,8 +22,8 @@ def main(argv: list[str]) -> int:
   args = parser.parse_args(argv)
   try:
     info = torch_checkpoint.import_checkpoint(args.checkpoint, args.out)
-  except (OSError, ValueError) as e:
+  except (OSError, ValueError, errors.BadInput) as e:
     print(f"stars-jax import-torch: {e}", file=sys.stderr)
-    return 1
+    return 2
   print(json.dumps({k: v for k, v in info.items() if k != "args"}, indent=2, default=str))
   return 0

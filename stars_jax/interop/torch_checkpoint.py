@@ -27,13 +27,14 @@ import jax.numpy as jnp
 import numpy as np
 import orbax.checkpoint as ocp
 
-from stars_jax import support_queue
+from stars_jax import errors, support_queue
 from stars_jax.interop import pth
 from stars_jax.train import checkpoint
 
 STUDENT = "encoder_student."
 TEACHER = "encoder_teacher."
 QUEUE_KEYS = ("queue", "queue_ptr", "queue_id")
+ENCODER_KEYS = ("temp_embed", "pos_embed", "joints_embed.proj.weight")  # what `describe` reads
 BN_STATS = {"running_mean": "mean", "running_var": "var"}
 FORMATS = ("mamp", "stars", "moco", "dino")
 _TUNING_HEADS = ("head.predictor", "head.projector", "head.weight", "head.bias")  # dropped by the 'mamp' format
@@ -246,6 +247,12 @@ def import_checkpoint(path: str | pathlib.Path, out: str | pathlib.Path) -> dict
   """Converts an official `.pth`/`.pt` into an orbax checkpoint under `out` that `stars.init` (and restore of
   params/batch_stats) reads directly. Returns the description written into its JSON item."""
   fmt, state, meta = split_official(pth.load(path))
+  missing = [k for k in ENCODER_KEYS if k not in state]
+  if missing:
+    raise errors.BadInput(
+      f"{path}: a {fmt}-style checkpoint without the MAMP encoder weights {missing} (another model? its first "
+      f"keys: {sorted(state)[:5]})"
+    )
   queue = {k: state.pop(k) for k in QUEUE_KEYS if k in state}
   teacher = {k[len(TEACHER) :]: state.pop(k) for k in list(state) if k.startswith(TEACHER)}
   info = {"source": str(path), "format": fmt, **describe(state), **meta}

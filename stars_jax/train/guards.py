@@ -13,6 +13,8 @@ import ml_collections
 import numpy as np
 from jax.experimental import multihost_utils
 
+from stars_jax import errors
+
 
 def check_group(group: ml_collections.ConfigDict, key: str, num_devices: int = 1) -> None:
   """Refuses, before anything is compiled, the run-length and interval settings that cannot work, naming the
@@ -31,7 +33,7 @@ def check_group(group: ml_collections.ConfigDict, key: str, num_devices: int = 1
   if any(not 0 < e <= group.epochs for e in group.keep_epochs):
     problems.append(f"{key}.keep_epochs={tuple(group.keep_epochs)} must lie in [1, {key}.epochs={group.epochs}]")
   if problems:
-    raise ValueError("; ".join(problems))
+    raise errors.BadConfig("; ".join(problems))
 
 
 class Preemption:
@@ -135,7 +137,7 @@ def check_resumed_config(
     f"{k}: {saved[k]!r} -> {now.get(k, '<absent>')!r}" for k in sorted(saved) if saved[k] != now.get(k, "<absent>")
   ]
   if diff and not config.allow_config_change:
-    raise ValueError(
+    raise errors.BadConfig(
       f"the checkpoint was written with other settings that change the results ({'; '.join(diff)}): relaunch "
       "with the saved values, another --workdir, or --config.allow_config_change=True to resume anyway"
     )

@@ -99,14 +99,14 @@ def test_prepare_nwucla_layout_splits_labels_and_log(raw, tmp_path):
 def test_label_disagreeing_with_the_name_stops_the_run_naming_the_file(raw, tmp_path, capsys):
   _write_clip(raw / "all_sqe", "a03_s01_e00_v01", _v1_clip(12), label=7)  # a03 is label 3
   out = tmp_path / "out"
-  assert _prepare(raw, out) == 1
+  assert _prepare(raw, out) == 2
   assert "a03_s01_e00_v01.json: label 7 disagrees with action a03" in capsys.readouterr().err
   assert not (out / "NWUCLA_XView.npz").exists()
 
 
 def test_clip_names_outside_the_dataset_are_refused(raw, tmp_path, capsys):
   _write_clip(raw / "all_sqe", "a07_s01_e00_v01", _v1_clip(12))  # action 7 is not in NW-UCLA
-  assert _prepare(raw, tmp_path / "out") == 1
+  assert _prepare(raw, tmp_path / "out") == 2
   assert "a07_s01_e00_v01" in capsys.readouterr().err
 
 
@@ -118,8 +118,9 @@ def test_non_finite_and_empty_frames(raw, tmp_path):
   clip[5, 4, 0] = 1e39  # finite in float64, inf in float32
   _write_clip(raw / "all_sqe", "a02_s02_e00_v02", clip, label=2)
   out = tmp_path / "out"
-  assert _prepare(raw, out, "--min-frames", "10") == 0
+  assert _prepare(raw, out, "--min-frames", "10", "--allow-empty-split") == 0  # the one test clip is too short
   log = json.loads((out / "nwucla_prepare_log.json").read_text())
+  assert log["empty_splits"] == ["NWUCLA_XView.npz test"]
   assert log["skipped"]["a02_s02_e00_v02"].startswith("non-finite")
   assert log["events"]["a02_s01_e00_v02"] == {"empty_frames_dropped": 1}
   train = npz.open_split(out / "NWUCLA_XView.npz", "train")
@@ -170,7 +171,7 @@ def test_kinect_command_reads_v1_and_v2_arrays_and_json(tmp_path):
 )
 def test_kinect_index_errors_name_the_row(tmp_path, capsys, rows, message):
   folder = _recording_folder(tmp_path, rows, ["wave", "sit"])
-  assert cli.main(["kinect", "--raw", str(folder), "--out", str(tmp_path / "out"), "--workers", "1"]) == 1
+  assert cli.main(["kinect", "--raw", str(folder), "--out", str(tmp_path / "out"), "--workers", "1"]) == 2
   assert message in capsys.readouterr().err
 
 

@@ -7,7 +7,7 @@ import pytest
 from prep_fixtures import single, tall, wide, write_ntu
 
 from stars_jax.data import npz
-from stars_jax.data_prep import cli, ntu, prepare
+from stars_jax.data_prep import cli, ntu, prepare, writer
 
 
 @pytest.fixture
@@ -110,7 +110,7 @@ def test_corrupt_file_fails_listing_every_error_and_writes_nothing(raw, tmp_path
   bad.write_text(bad.read_text().replace("277.419", "x", 1))
   (raw / "nturgb+d_skeletons" / "S001C003P001R001A003.skeleton").write_text("3\n1\n")
   out = tmp_path / "out"
-  assert cli.main(["ntu60", "--raw", str(raw), "--out", str(out), "--workers", "1", "--no-progress"]) == 1
+  assert cli.main(["ntu60", "--raw", str(raw), "--out", str(out), "--workers", "1", "--no-progress"]) == 2
   err = capsys.readouterr().err
   assert "2 malformed raw file(s); nothing written" in err
   assert f"{bad}:5: non-numeric or non-finite value 'x'" in err
@@ -118,13 +118,16 @@ def test_corrupt_file_fails_listing_every_error_and_writes_nothing(raw, tmp_path
   assert list(out.iterdir()) == []  # no npz, no staging left behind
 
 
-def test_interrupted_write_leaves_no_output(raw, tmp_path):
+def test_interrupted_write_leaves_no_output(raw, tmp_path, monkeypatch):
   dataset = ntu.ntu_dataset("ntu60", raw)
+  write = writer.write_split_npz
 
-  def broken(names):
-    raise KeyboardInterrupt
+  def broken(path, *args):
+    if path.name == "NTU60_XView.npz":
+      raise KeyboardInterrupt
+    write(path, *args)
 
-  dataset.files["NTU60_XView.npz"] = broken
+  monkeypatch.setattr(writer, "write_split_npz", broken)
   with pytest.raises(KeyboardInterrupt):
     prepare.prepare(dataset, tmp_path / "out")
   assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["NTU60_XSub.npz"]  # complete one only

@@ -391,10 +391,10 @@ def test_pth_reader_never_calls_unknown_globals(tmp_path):
 
 
 def test_import_and_export_errors_are_one_line_naming_the_file(tmp_path, capsys):
-  assert import_torch.main([str(tmp_path / "missing.pth"), "--out", str(tmp_path / "out")]) == 1
+  assert import_torch.main([str(tmp_path / "missing.pth"), "--out", str(tmp_path / "out")]) == 2
   assert capsys.readouterr().err.strip() == f"stars-jax import-torch: {tmp_path}/missing.pth: no such file"
   (tmp_path / "ckpt" / "7").mkdir(parents=True)  # a step directory without its state/ item
-  assert export_torch.main([str(tmp_path / "ckpt"), "--out", str(tmp_path / "x.pth")]) == 1
+  assert export_torch.main([str(tmp_path / "ckpt"), "--out", str(tmp_path / "x.pth")]) == 2
   err = capsys.readouterr().err.strip()
   assert err.startswith(f"stars-jax export-torch: {tmp_path}/ckpt (export-torch DIRECTORY): no readable checkpoint")
   assert "step 7" in err and len(err.splitlines()) == 1
