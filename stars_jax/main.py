@@ -20,7 +20,8 @@ import ml_collections
 from absl import app, flags
 from ml_collections import config_flags
 
-from stars_jax import io, jobs, recipes, sharding, workdir_lock
+from stars_jax import device, io, jobs, recipes, sharding, workdir_lock
+from stars_jax.models import factory
 from stars_jax.pipeline import inputs as pipeline_inputs
 from stars_jax.train import guards
 
@@ -86,6 +87,9 @@ def main(argv) -> None:
   except pipeline_inputs.InputError as e:  # a pipeline's input check: a missing or malformed file, named
     logging.error("%s", e)
     sys.exit(2)
+  except device.ChoiceError as e:  # a compute dtype or attention kernel this chip cannot run, before compiling
+    logging.error("%s", e)
+    sys.exit(2)
   except Exception as e:
     if not _disk_full(e):
       raise
@@ -100,9 +104,11 @@ def main(argv) -> None:
 
 def _run_job(config, workdir: pathlib.Path) -> None:
   """Runs `config.stage` and writes workdir/results.json (process 0)."""
+  execution = factory.execution(config).to_dict()  # refuses an impossible choice before the job starts
   results = jobs.JOBS[config.stage](config, workdir, sharding.make_mesh())
   results["config"] = config.to_dict()
   results["devices"] = [d.device_kind for d in jax.devices()]
+  results["execution"] = execution
   if jax.process_index() == 0:
     io.write_json_atomic(workdir / "results.json", results)
     logging.info("Wrote %s", workdir / "results.json")

@@ -98,7 +98,7 @@ def model_config(decoder_depth: int) -> ml_collections.ConfigDict:
       decoder_depth=decoder_depth,
       decoder_heads=8,
       compute_dtype="auto",  # 'auto': bfloat16 on GPU/TPU, float32 on CPU; or 'float32' / 'bfloat16'
-      attention_impl="",  # '' (auto: 'chunked' on CPU, jax's choice elsewhere), 'xla', 'cudnn', 'einsum', 'chunked'
+      attention_impl="auto",  # stars_jax.device: cudnn / xla on GPU by dtype, head dim; xla on TPU; chunked on CPU
       remat=False,  # True: recompute block activations in the backward pass (larger batches)
     )
   )
