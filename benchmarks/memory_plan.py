@@ -1,15 +1,15 @@
 """Memory per clip of the MAMP pretraining step, from XLA's buffer plan of the compiled step (no step is run).
 
   python benchmarks/memory_plan.py                                   # official + wide config, remat off / on
-  python benchmarks/memory_plan.py --batch_sizes=64,128 --out=/tmp/plan.json
+  python benchmarks/memory_plan.py --batch_sizes=64,128 --attention_impl=xla --out=/tmp/plan.json
 
 For each config, remat setting and per-device batch, the real train step (`pretrain.stage`, its state created
 and its step jitted as `runner.run` does, on a 1-device mesh) is lowered and compiled, and
 `compiled.memory_analysis()` gives the bytes of its arguments
 (train state + batch), outputs and temporaries (activations saved for the backward pass, scratch). Per-clip
-memory is the slope of the temporaries between the two largest batches; the largest batch that fits a device
-of --device_gib is extrapolated from it. On a GPU this is that GPU's plan; on a CPU it is the CPU compiler's
-plan (different fusion), so it is an estimate for accelerators and is labelled with the device it came from.
+memory is the slope of the temporaries between the two largest batches; the largest batch that fits the
+device's own memory (or --device_gib) is extrapolated from it. On a GPU this is that GPU's plan; on a CPU it is
+the CPU compiler's plan (different fusion), so it is an estimate for accelerators, labelled with its device.
 """
 
 import datetime
@@ -37,8 +37,13 @@ _CONFIGS = flags.DEFINE_list(
   "Pretraining configs in configs/, file[:arg] as --config takes them.",
 )
 _BATCHES = flags.DEFINE_list("batch_sizes", ["16", "32"], "Per-device batches to compile (clips).")
-_DTYPE = flags.DEFINE_string("compute_dtype", "auto", "'auto' (bf16 on GPU/TPU, f32 on CPU), 'float32', 'bfloat16'.")
-_DEVICE_GIB = flags.DEFINE_float("device_gib", 80.0, "Device memory for the largest-batch extrapolation.")
+_REMAT = flags.DEFINE_list("remat", ["false", "true"], "model.remat settings to plan.")
+_DTYPE = flags.DEFINE_string("compute_dtype", "auto", "model.compute_dtype: 'auto' (stars_jax.device), 'float32', ...")
+_ATTN = flags.DEFINE_string("attention_impl", "auto", "model.attention_impl: 'auto' (stars_jax.device), 'xla', ...")
+_DEVICE_GIB = flags.DEFINE_float(
+  "device_gib", 0.0, "Device memory for the largest-batch extrapolation; 0: the device's own (80 GiB if unknown)."
+)
+ASSUMED_GIB = 80.0  # one H100: the extrapolation's memory where the device reports none (CPU)
 _OUT = flags.DEFINE_string("out", "", "Output JSON; default benchmarks/results/memory_plan_<device kind>.json.")
 
 
@@ -73,24 +78,35 @@ def plan(config, batch: int) -> dict[str, int]:
   return {k: int(getattr(m, f"{k}_size_in_bytes")) for k in ("argument", "output", "alias", "temp")}
 
 
+def device_gib(device: jax.Device) -> tuple[float, str]:
+  """(GiB, where it came from): the flag, else the memory the device's allocator may use, else ASSUMED_GIB."""
+  if _DEVICE_GIB.value:
+    return _DEVICE_GIB.value, "flag"
+  limit = (device.memory_stats() or {}).get("bytes_limit")
+  return (limit / 2**30, "device") if limit else (ASSUMED_GIB, "assumed")
+
+
 def main(argv) -> None:
   del argv
   device = jax.devices()[0]
+  gib, gib_source = device_gib(device)
+  execution = None
   batches = sorted(int(b) for b in _BATCHES.value)
   rows = []
   with tempfile.TemporaryDirectory() as tmp:
     data_path = placeholder_npz(pathlib.Path(tmp) / "placeholder.npz", batches[-1])
     for spec in _CONFIGS.value:
       stem = config_name(spec)
-      for remat in (False, True):
+      for remat in (r.lower() == "true" for r in _REMAT.value):
         config = config_lib.load_config(str(ROOT / "configs" / spec))
         config.data.path = data_path
-        config.model.update(dict(remat=remat, compute_dtype=_DTYPE.value))
+        config.model.update(dict(remat=remat, compute_dtype=_DTYPE.value, attention_impl=_ATTN.value))
+        execution = factory.execution(config)
         plans = {b: plan(config, b) for b in batches}
         lo, hi = batches[-2:] if len(batches) > 1 else (0, batches[-1])
         per_clip = (plans[hi]["temp"] - (plans[lo]["temp"] if lo else 0)) / (hi - lo)
         fixed = plans[hi]["argument"] + plans[hi]["temp"] - per_clip * hi  # state + batch-independent scratch
-        budget = _DEVICE_GIB.value * 2**30
+        budget = gib * 2**30
         rows.append(
           {
             "config": stem,
@@ -106,15 +122,18 @@ def main(argv) -> None:
           stem,
           remat,
           per_clip / 2**20,
-          _DEVICE_GIB.value,
+          gib,
           rows[-1]["largest_batch_estimate"],
         )
   result = {
     "timestamp": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     "device_kind": device.device_kind,
     "platform": jax.default_backend(),
-    "compute_dtype": str(np.dtype(factory.compute_dtype(_DTYPE.value))),
-    "device_gib": _DEVICE_GIB.value,
+    "compute_dtype": execution.compute_dtype,
+    "attention_impl": execution.attention_impl,
+    "execution": execution.to_dict(),
+    "device_gib": gib,
+    "device_gib_source": gib_source,
     "versions": {p: importlib.metadata.version(p) for p in ("jax", "jaxlib", "flax")},
     "rows": rows,
   }
@@ -122,7 +141,8 @@ def main(argv) -> None:
   out = pathlib.Path(_OUT.value) if _OUT.value else ROOT / "benchmarks" / "results" / f"memory_plan_{slug}.json"
   out.write_text(json.dumps(result, indent=2) + "\n")
   print(
-    f"| config | remat | MiB per clip | largest batch per {_DEVICE_GIB.value:.0f} GiB (estimate) |\n|---|---|---|---|"
+    f"{execution.compute_dtype}, attention {execution.attention_impl}\n"
+    f"| config | remat | MiB per clip | largest batch per {gib:.0f} GiB ({gib_source}; estimate) |\n|---|---|---|---|"
   )
   for r in rows:
     print(f"| {r['config']} | {r['remat']} | {r['temp_bytes_per_clip'] / 2**20:.1f} | {r['largest_batch_estimate']} |")

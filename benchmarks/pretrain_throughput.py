@@ -41,8 +41,9 @@ _CONFIG = config_flags.DEFINE_config_file(
 _BATCH = flags.DEFINE_integer("batch_size", 0, "Global batch (clips); 0: 128 on GPU/TPU, 8 on CPU.")
 _STEPS = flags.DEFINE_integer("steps", 0, "Timed steps; 0: 20 on GPU/TPU, 3 on CPU.")
 _WARMUP = flags.DEFINE_integer("warmup", 2, "Untimed steps after compilation.")
-_DTYPE = flags.DEFINE_string("compute_dtype", "auto", "'auto' (bf16 on GPU/TPU, f32 on CPU), 'float32', 'bfloat16'.")
-_ATTN = flags.DEFINE_enum("attention_impl", "", ["", "xla", "cudnn"], "jax.nn.dot_product_attention impl.")
+_DTYPE = flags.DEFINE_string("compute_dtype", "auto", "model.compute_dtype: 'auto' (stars_jax.device), 'float32', ...")
+_ATTN = flags.DEFINE_string("attention_impl", "auto", "model.attention_impl: 'auto' (stars_jax.device), 'xla', ...")
+_STEP_ONLY = flags.DEFINE_bool("step_only", False, "Time the train step only (no augmentation, host pipeline runs).")
 _FSDP = flags.DEFINE_bool("fsdp", None, "Shard parameters and optimizer state over `data` (default: the config's).")
 _REMAT = flags.DEFINE_bool("remat", None, "Recompute block activations in the backward pass (default: the config's).")
 _TRACE = flags.DEFINE_string(
@@ -289,15 +290,16 @@ def main(argv) -> None:
     config.sharding.fsdp = _FSDP.value
   if _REMAT.value is not None:
     config.model.remat = _REMAT.value
-  dtype = str(np.dtype(factory.compute_dtype(_DTYPE.value)))
+  execution = factory.execution(config)
+  dtype, attention = execution.compute_dtype, execution.attention_impl
   logging.info(
-    "%d x %s (%s), batch %d, %s, attention %r, fsdp %s, remat %s",
+    "%d x %s (%s), batch %d, %s, attention %s, fsdp %s, remat %s",
     jax.device_count(),
     device.device_kind,
     jax.default_backend(),
     batch,
     dtype,
-    _ATTN.value,
+    attention,
     config.sharding.fsdp,
     config.model.remat,
   )
@@ -308,9 +310,11 @@ def main(argv) -> None:
   with tempfile.TemporaryDirectory() as tmp:
     config.data.path = str(write_npz(pathlib.Path(tmp) / "bench.npz", host_raw))
     step = bench_train_step(config, raw, steps, _WARMUP.value)
-    aug = bench_augmentation(config, raw, max(steps, 10))
-    host = bench_host_pipeline(
-      config, pathlib.Path(config.data.path), max(50, 4 * config.data.prefetch)
+    aug = None if _STEP_ONLY.value else bench_augmentation(config, raw, max(steps, 10))
+    host = (
+      None
+      if _STEP_ONLY.value
+      else bench_host_pipeline(config, pathlib.Path(config.data.path), max(50, 4 * config.data.prefetch))
     )  # > prefetch buffer
 
   analytic = flops.from_config(config, batch)
@@ -327,9 +331,10 @@ def main(argv) -> None:
     "xla_over_analytic_flops": xla_total / analytic["train"] if xla_total else None,
     "peak_tflops_per_device": peak,
     "mfu": achieved / total_peak if total_peak else None,
-    "augmentation_fraction_of_step": aug["per_batch"]["median_s"] / step["step"]["median_s"],
-    "host_clips_per_s_over_step_clips_per_s": host["clips_per_s"] / (batch / step_s),
   }
+  if not _STEP_ONLY.value:
+    figures["augmentation_fraction_of_step"] = aug["per_batch"]["median_s"] / step["step"]["median_s"]
+    figures["host_clips_per_s_over_step_clips_per_s"] = host["clips_per_s"] / (batch / step_s)
   memory = step["memory_analysis"]
   if memory:
     figures["step_temp_bytes_per_clip"] = memory["temp"] / (batch / jax.device_count())
@@ -340,11 +345,12 @@ def main(argv) -> None:
     "device_count": jax.device_count(),
     "process_count": jax.process_count(),
     "versions": {p: importlib.metadata.version(p) for p in ("jax", "jaxlib", "flax", "optax", "grain")},
+    "execution": execution.to_dict(),
     "config": {
       "config_file": name,
       "batch_size": batch,
       "compute_dtype": dtype,
-      "attention_impl": _ATTN.value or "auto",
+      "attention_impl": attention,
       "fsdp": config.sharding.fsdp,
       "remat": config.model.remat,
       "steps": steps,
@@ -362,16 +368,20 @@ def main(argv) -> None:
     "host_pipeline": host,
     "projection": projection(batch / step_s, analytic["train"] / batch, device.device_kind, dtype),
   }
-  name = "_".join([name, f"b{batch}", dtype] + ["remat"] * config.model.remat + [_ATTN.value] * bool(_ATTN.value))
+  name = "_".join([name, f"b{batch}", dtype] + ["remat"] * config.model.remat + [attention])
   out = pathlib.Path(_OUT.value) if _OUT.value else RESULTS_DIR / f"pretrain_{slug(device.device_kind)}_{name}.json"
   out.parent.mkdir(parents=True, exist_ok=True)
   out.write_text(json.dumps(result, indent=2) + "\n")
   logging.info("wrote %s", out)
   mfu = f"{figures['mfu']:.1%}" if figures["mfu"] is not None else "n/a"
+  inputs = (
+    ""
+    if _STEP_ONLY.value
+    else (f"; augment {aug['per_batch']['median_s'] * 1e3:.1f} ms/batch; host {host['clips_per_s']:.0f} clips/s")
+  )
   print(
-    f"{device.device_kind} x{jax.device_count()} batch {batch} {dtype}: {step_s * 1e3:.1f} ms/step, "
-    f"{figures['clips_per_s']:.1f} clips/s, {achieved:.2f} TFLOP/s, MFU {mfu}; "
-    f"augment {aug['per_batch']['median_s'] * 1e3:.1f} ms/batch; host {host['clips_per_s']:.0f} clips/s"
+    f"{device.device_kind} x{jax.device_count()} batch {batch} {dtype} {attention}: {step_s * 1e3:.1f} ms/step, "
+    f"{figures['clips_per_s']:.1f} clips/s, {achieved:.2f} TFLOP/s, MFU {mfu}{inputs}"
   )
 
 

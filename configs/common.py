@@ -78,8 +78,8 @@ def model(decoder_depth: int) -> ml_collections.ConfigDict:
       decoder_dim=256,
       decoder_depth=decoder_depth,
       decoder_heads=8,
-      compute_dtype="auto",  # 'auto': bfloat16 on GPU/TPU, float32 on CPU; or 'float32' / 'bfloat16'
-      attention_impl="",  # '' (auto: 'chunked' on CPU, jax's choice elsewhere), 'xla', 'cudnn', 'einsum', 'chunked'
+      compute_dtype="auto",  # stars_jax.device: bfloat16 on TPU and NVIDIA >= 8.0, else float32; or a dtype name
+      attention_impl="auto",  # stars_jax.device: cudnn / xla on GPU by dtype, head dim; xla on TPU; chunked on CPU
       remat=False,  # True: recompute block activations in the backward pass (larger batches)
     )
   )

@@ -12,7 +12,7 @@ from typing import Any
 
 import ml_collections
 
-from stars_jax import errors
+from stars_jax import device, errors
 from stars_jax.data import sources, transforms
 from stars_jax.models import factory
 from stars_jax.train import classify, dino, guards, nnclr, optim, tune, tuning
@@ -20,7 +20,8 @@ from stars_jax.train import classify, dino, guards, nnclr, optim, tune, tuning
 CHOICES: dict[str, tuple[Any, ...]] = {
   "data.format": sources.FORMATS,
   "data.stream": transforms.STREAMS,
-  "model.compute_dtype": factory.COMPUTE_DTYPES,
+  "model.compute_dtype": device.COMPUTE_DTYPES,
+  "model.attention_impl": ("", *device.ATTENTION_IMPLS),  # '': configs before 'auto' existed
   "optim.name": optim.OPTIMIZERS,
   "optim.decay_groups": optim.DECAY_GROUPS,
   "optim.clip": optim.CLIPS,

@@ -22,6 +22,7 @@ from ml_collections import config_flags
 
 from stars_jax import config_lib, config_schema, errors, io, jobs, sharding, workdir_lock
 from stars_jax.evaluate import preflight
+from stars_jax.models import factory
 from stars_jax.pipeline import inputs as pipeline_inputs
 from stars_jax.train import checkpoint, guards
 
@@ -108,6 +109,7 @@ def main(argv) -> None:
 def _checked_run(config, workdir: pathlib.Path) -> None:
   """The job of `config.stage` in `workdir` (created) under its lock, after the checks of what it will read."""
   config_schema.validate(config, tuple(jobs.JOBS), jax.device_count())  # every setting, before any model
+  factory.execution(config)  # a compute dtype or attention kernel this chip cannot run, before any data
   try:
     workdir.mkdir(parents=True, exist_ok=True)
   except (FileExistsError, NotADirectoryError):
@@ -122,9 +124,11 @@ def _checked_run(config, workdir: pathlib.Path) -> None:
 
 def _run_job(config, workdir: pathlib.Path) -> None:
   """Runs `config.stage` and writes workdir/results.json (process 0)."""
+  execution = factory.execution(config).to_dict()  # the resolved dtype and kernel, recorded with the results
   results = jobs.JOBS[config.stage](config, workdir, sharding.make_mesh())
   results["config"] = config.to_dict()
   results["devices"] = [d.device_kind for d in jax.devices()]
+  results["execution"] = execution
   if jax.process_index() == 0:
     io.write_json_atomic(workdir / "results.json", results)
     logging.info("Wrote %s", workdir / "results.json")

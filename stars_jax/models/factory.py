@@ -1,31 +1,44 @@
 """Models from a config: the one place that maps `config.model` / `config.data` / a stage group to modules."""
 
+import functools
+import logging
 from typing import Any
 
-import jax
 import jax.numpy as jnp
 import ml_collections
 
+from stars_jax import device
 from stars_jax.models.classifier import Classifier
 from stars_jax.models.mamp import MAMP, Encoder
 from stars_jax.models.stars import STARS, DINOTuner
 
-COMPUTE_DTYPES = ("auto", "float32", "bfloat16", "float16")
 STARS_RECIPES = ("second", "third", "merged", "full")  # which layers a STARS stage tunes (first_tuned_layer)
 
 
-def compute_dtype(name: str) -> jnp.dtype:
-  """'auto' -> bfloat16 on accelerators, float32 on CPU."""
-  if name not in COMPUTE_DTYPES:
-    raise ValueError(f"model.compute_dtype={name!r}; choose one of {COMPUTE_DTYPES}")
-  if name == "auto":
-    return jnp.bfloat16 if jax.default_backend() in ("gpu", "tpu") else jnp.float32
-  return jnp.dtype(name)
+def execution(config: ml_collections.ConfigDict) -> device.Execution:
+  """The compute dtype and attention kernel config.model resolves to on this chip; one choice for every model of
+  a run, so the head dims of the encoder and the MAMP decoder both count. Raises device.ChoiceError."""
+  m = config.model
+  head_dims = (m.dim // m.num_heads, m.decoder_dim // m.decoder_heads)
+  choice = device.execution(m.compute_dtype, m.attention_impl, device.describe(), head_dims)
+  _log_choice(choice)
+  return choice
+
+
+@functools.cache
+def _log_choice(choice: device.Execution) -> None:
+  logging.info(
+    "Compute dtype %s, attention %s on %s %s",
+    choice.compute_dtype,
+    choice.attention_impl,
+    choice.platform,
+    choice.device_kind,
+  )
 
 
 def encoder_kwargs(config: ml_collections.ConfigDict) -> dict[str, Any]:
   """The Encoder fields every stage's model takes from config.model and config.data."""
-  m = config.model
+  m, choice = config.model, execution(config)
   return dict(
     dim=m.dim,
     depth=m.depth,
@@ -34,8 +47,8 @@ def encoder_kwargs(config: ml_collections.ConfigDict) -> dict[str, Any]:
     num_frames=config.data.window,
     num_joints=m.num_joints,
     t_patch=m.t_patch,
-    dtype=compute_dtype(m.compute_dtype),
-    attention_impl=m.attention_impl or None,
+    dtype=jnp.dtype(choice.compute_dtype),
+    attention_impl=choice.attention_impl,
     remat=m.remat,
   )
 

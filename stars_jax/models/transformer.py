@@ -11,6 +11,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from stars_jax import device
+
 Dtype = Any
 
 LAYER_NORM_EPS = 1e-5  # PyTorch default; Flax's default is 1e-6 (SPEC §2.4).
@@ -139,7 +141,7 @@ class Attention(nn.Module):
 
   num_heads: int
   dtype: Dtype = jnp.float32
-  # None (auto: 'chunked' on CPU, else jax's choice), 'xla' or 'cudnn' (jax.nn.dot_product_attention),
+  # None or 'auto' (stars_jax.device: the chip decides), 'xla' or 'cudnn' (jax.nn.dot_product_attention),
   # 'einsum': softmax(q k^T / sqrt(Dh)) v spelled out, about 1.5x faster than the 'xla' kernel on CPU, or
   # 'chunked': the same one head at a time, recomputed for the backward pass (2.3x faster again on CPU).
   implementation: str | None = None
@@ -150,7 +152,9 @@ class Attention(nn.Module):
     qkv = nn.Dense(3 * d, kernel_init=dense_init, dtype=self.dtype, name="qkv")(x)
     qkv = qkv.reshape(b, n, 3, self.num_heads, d // self.num_heads)  # (B, N, 3, H, Dh)
     q, k, v = qkv[:, :, 0], qkv[:, :, 1], qkv[:, :, 2]  # (B, N, H, Dh) each
-    impl = self.implementation or ("chunked" if jax.default_backend() == "cpu" else None)
+    impl = device.attention_impl(  # the factory passes a resolved name; this resolves a module built directly
+      self.implementation or "auto", device.describe(), jnp.dtype(self.dtype).name, (d // self.num_heads,)
+    )
     if impl == "einsum":
       out = _einsum_attention(q, k, v)
     elif impl == "chunked":
