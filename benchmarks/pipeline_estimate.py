@@ -52,7 +52,7 @@ def main(argv: list[str]) -> int:
   plan = json.loads((workdir / "plan.json").read_text())
   results = json.loads((workdir / "results.json").read_text())
   stages = []
-  for entry in plan["stages"]:
+  for entry in plan["steps"]:
     if entry["status"] == "disabled":
       continue
     saved = json.loads((workdir / entry["name"] / "results.json").read_text())

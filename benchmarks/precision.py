@@ -19,7 +19,6 @@ float32 and with bfloat16 (same seed, same batches) through `pretrain.train`, th
 """
 
 import datetime
-import importlib.util
 import json
 import pathlib
 import tempfile
@@ -31,11 +30,12 @@ import numpy as np
 from absl import app, flags, logging
 
 import stars_jax
-from stars_jax import sharding
+from stars_jax import config_lib, sharding
 from stars_jax.data import npz, sources
 from stars_jax.evaluate import features, knn
 from stars_jax.models import factory
 from stars_jax.models.mamp import encoder_params
+from stars_jax.pipeline import steps as pipeline_steps
 from stars_jax.train import pretrain
 
 _LABEL = flags.DEFINE_string("label", "after", "Name of the code version measured (e.g. before / after).")
@@ -48,12 +48,10 @@ REPO = pathlib.Path(__file__).resolve().parents[1]
 
 
 def base_config(seed: int, steps: int) -> ml_collections.ConfigDict:
-  """configs/synthetic.py's stage 1, cut at `steps` steps."""
-  spec = importlib.util.spec_from_file_location("synthetic_config", REPO / "configs" / "synthetic.py")
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  config = module.get_config()
-  config.seed = seed
+  """configs/synthetic.py's stage 1 (the main job's `stage1` step), cut at `steps` steps."""
+  main = config_lib.load_config(str(REPO / "configs" / "synthetic.py"))
+  main.seed = seed
+  config = pipeline_steps.job_config(main, "stage1")
   config.pretrain.max_steps = steps
   config.pretrain.checkpoint_every_steps = steps
   config.pretrain.log_every_steps = 10

@@ -35,11 +35,13 @@ def seed_figures(workdir: pathlib.Path, time_log: pathlib.Path) -> dict:
   results = json.loads((workdir / "results.json").read_text())
   text = time_log.read_text()
   rss = re.search(r"Maximum resident set size \(kbytes\): (\d+)", text)
-  stars = results["stars"]
+  steps = results.get("step_metrics", {})  # a pipeline's; a run written before keeps them at the top level
+  stage1 = steps["stage1"]["pretrain"] if steps else results["pretrain"]
+  stars = steps["stars"]["stars"] if steps else results["stars"]
   figures = {
     "main_job_wall_s": round(_wall_seconds(text), 1),
     "peak_rss_mib": int(rss.group(1)) // 1024 if rss else None,
-    "stage1_train_wall_s": round(results["pretrain"]["wall_time_s"], 1),
+    "stage1_train_wall_s": round(stage1["wall_time_s"], 1),
     "stars_train_wall_s": round(stars["wall_time_s"], 1),
     "stars_selected": {"split": stars["selection_split"], **stars["monitor"]["best"]},
   }

@@ -18,6 +18,7 @@ from stars_jax.data import sources
 from stars_jax.evaluate import features, knn
 from stars_jax.models import factory
 from stars_jax.models.mamp import encoder_params
+from stars_jax.pipeline import steps as pipeline_steps
 from stars_jax.train import pretrain, tune
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -38,9 +39,12 @@ _OUT = flags.DEFINE_string("out", "", "Output JSON (default under benchmarks/res
 
 
 def _config(seed: int):
-  config = config_lib.load_config(str(ROOT / "configs" / "synthetic.py"))
-  config.seed = seed
-  config.model.compute_dtype = "float32"  # same numerics on CPU and GPU
+  """The main job's stage-1 and STARS steps as one job config (configs/synthetic.py)."""
+  main = config_lib.load_config(str(ROOT / "configs" / "synthetic.py"))
+  main.seed = seed
+  main.model.compute_dtype = "float32"  # same numerics on CPU and GPU
+  config = pipeline_steps.job_config(main, "stage1")
+  config.stars = pipeline_steps.job_config(main, "stars").stars
   config.pretrain.epochs = _EPOCHS.value
   return config
 

@@ -85,10 +85,10 @@ def model(decoder_depth: int) -> ml_collections.ConfigDict:
   )
 
 
-def base(dataset: str, split: str, stage: str) -> ml_collections.ConfigDict:
-  """What every config has: stage, seed, data, model (decoder depth per dataset, SPEC §3.2), sharding."""
+def base(dataset: str, split: str, job: str) -> ml_collections.ConfigDict:
+  """What every config has: job, seed, data, model (decoder depth per dataset, SPEC §3.2), sharding."""
   config = ml_collections.ConfigDict()
-  config.stage = stage
+  config.job = job
   config.seed = 0
   config.allow_config_change = False  # True: resume although settings that change the results differ
   config.data = data(f"data/{NPZ_FILES[(dataset, split)]}")
@@ -212,16 +212,62 @@ def classification_group(
 
 def evaluate_group(stage1: str, stars: str, enabled: bool) -> ml_collections.ConfigDict:
   """Frozen-feature protocols (kNN, logistic, clusters, few-shot on `data.held_out_classes`) of the encoders
-  a job trained or, in the `evaluate` stage, of the checkpoint directories `stage1` / `stars`."""
+  a job trained or, in the `evaluate` job, of the checkpoint directories `stage1` / `stars`."""
   return ml_collections.ConfigDict(
     dict(
-      enabled=enabled,  # pretrain / pretrain_tune: run them after training, against a random encoder
+      enabled=enabled,  # pretrain: run them after training, against a random encoder
       batch_size=256,  # feature extraction
-      plots=True,  # t-SNE and kNN-1 confusion PNGs in workdir/plots
+      plots=True,  # t-SNE and kNN-1 confusion PNGs in WORKDIR/plots
       stage1=stage1,  # a MAMP run's checkpoints/ (or an imported official MAMP checkpoint)
       stars=stars,  # a STARS run's best/ or checkpoints/ (or an imported official STARS checkpoint)
     )
   )
+
+
+def step(kind: str, enabled: bool = True, data: dict | None = None, **settings) -> ml_collections.ConfigDict:
+  """One pipeline step (stars_jax/pipeline/steps.py): its kind, whether it runs, overrides of the pipeline's data
+  settings, and its own settings: its training group (`pretrain=...`) or input / compare / batch_size / ..."""
+  return ml_collections.ConfigDict(
+    dict(kind=kind, enabled=enabled, data=ml_collections.ConfigDict(data or {}), **settings)
+  )
+
+
+def pipeline(top: ml_collections.ConfigDict, report: str, warmup_steps: int, steps: dict) -> ml_collections.ConfigDict:
+  """A multi-stage job (job 'pipeline'): the seed, data, model and sharding of `top` (a config of the same
+  recipe), then `steps` (name -> `step(...)`) in the order given, each under WORKDIR/<name>/; report.md of kind
+  `report` (stars_jax/evaluate/report.py)."""
+  config = ml_collections.ConfigDict()
+  config.job = "pipeline"
+  config.seed = top.seed
+  config.allow_config_change = False  # True: reuse completed steps / resume although their settings differ
+  config.data, config.model, config.sharding = top.data, top.model, top.sharding
+  config.pipeline = ml_collections.ConfigDict(
+    dict(
+      order=tuple(steps),
+      report=report,
+      warmup_steps=warmup_steps,  # steps timed per step for the plan's estimate (after one compiling step); 0: none
+      dry_run=False,  # True: check the inputs, print and save the plan (WORKDIR/plan.json), then stop
+    )
+  )
+  config.steps = ml_collections.ConfigDict(steps)
+  return config
+
+
+def main_steps(pretrain, stars, linear, batch_size: int, plots: bool) -> dict:
+  """The main job's steps: MAMP (`stage1`), STARS from its last checkpoint (`stars`), the frozen-feature
+  protocols (`probe`) of both (the tuned encoder's monitor-selected and last states) and of a random encoder, then,
+  with a `linear` group, the linear probe of stage1, stars and the random encoder (`linear_<encoder>`)."""
+  steps = {
+    "stage1": step("pretrain", pretrain=pretrain),
+    "stars": step("tune", input="stage1", stars=stars),
+    "probe": step(
+      "probe", input="stage1", compare=("stars", "stars:last", "random"), batch_size=batch_size, plots=plots
+    ),
+  }
+  if linear is not None:
+    for encoder, source in (("stage1", "stage1"), ("stars", "stars"), ("random_init", "random")):
+      steps[f"linear_{encoder}"] = step("linear", input=source, linear=ml_collections.ConfigDict(linear.to_dict()))
+  return steps
 
 
 def mamp_checkpoints(dataset: str, split: str, stars_copy: bool = False) -> str:

@@ -1,10 +1,13 @@
 """The embedded default: MAMP pretraining, then STARS tuning, of a small model on the synthetic skeleton
-dataset, on a CPU, then the evaluation suite of both encoders.
+dataset, on a CPU, then the evaluation suite of both encoders (a pipeline, stars_jax/pipeline: steps stage1, stars,
+probe, linear_stage1, linear_stars, linear_random_init, each under WORKDIR/<step>/).
 
   stars-jax --config=configs/synthetic.py --workdir=runs/synthetic             # the main job
   stars-jax --config=configs/synthetic.py:evaluate --workdir=runs/synthetic_eval   # its evaluation suite again
   stars-jax --config=configs/synthetic.py:finetune --workdir=runs/ft_stage1        # fine-tune its encoders
       [--config.finetune.init=runs/synthetic/stars/best]
+  stars-jax --config=configs/synthetic.py --workdir=runs/synthetic --config.steps.stage1.pretrain.epochs=60
+      # a step's setting, under its name
   stars-jax --config=configs/synthetic.py:tiny --workdir=runs/tiny         # the same job in seconds (tests, notebook)
 
 Arguments (comma-separated, stars_jax.config_args): `evaluate` or `finetune` (the job; default: the main job),
@@ -17,7 +20,7 @@ Four of the 16 synthetic actions are held out of both training stages (the few-s
 each resembles a seen one, as NTU-120's novel actions resemble NTU-60's.
 results.json and report.md compare the stage-1 and tuned encoders (next to a random one) on kNN
 (`knn1.stage1`, `knn1.stars`, ...), the linear probe, few-shot / one-shot on the held-out classes, and cluster
-quality (silhouette, k-means NMI / ARI); t-SNE and confusion plots go to plots/.
+quality (silhouette, k-means NMI / ARI); t-SNE, confusion and training-curve plots go to probe/plots/.
 """
 
 from stars_jax import config_args, config_lib
@@ -47,8 +50,8 @@ SEEN_ACTIONS = (
 HELD_OUT_ACTIONS = ("raise right arm", "raise both arms", "reach forward", "hop on one leg")
 
 
-def _base(stage: str):
-  config = common.base("ntu60", "xsub", stage)
+def _base(job: str):
+  config = common.base("ntu60", "xsub", job)
   config.data.path = ""  # '' = the synthetic dataset (stars_jax.data.synthetic)
   config.data.synthetic.split = "xsub"
   config.data.synthetic.actions = SEEN_ACTIONS + HELD_OUT_ACTIONS
@@ -81,24 +84,26 @@ def _job(job: str):
     config.finetune.update(dict(epochs=30, eval_batch_size=128, log_every_steps=10))
     config.finetune.schedule.warmup_epochs = 3.0
     return config
+  return common.pipeline(_base("pipeline"), "main", warmup_steps=0, steps=main_steps())
 
-  config = _base("pretrain_tune")
+
+def main_steps() -> dict:
+  """The main job's steps (configs/common.py:main_steps) at its sizes."""
   # Stage 1: 120 epochs = 1560 steps. Its encoder passes a random one on kNN only late: at 20-40 epochs it is below
   # it, at 80 level with it, from ~110 epochs far above (benchmarks/results/synthetic_stage1_sweep_cpu.json). A
   # higher learning rate, a 0.75 mask ratio, batch 16 or a 1-layer decoder did not bring that earlier.
-  config.pretrain = mamp.pretrain_group("ntu60")
-  config.pretrain.update(dict(batch_size=32, epochs=120, checkpoint_every_steps=100, log_every_steps=10))
-  config.pretrain.schedule.update(dict(warmup_epochs=2, min_lr=5e-4))
+  pretrain = mamp.pretrain_group("ntu60")
+  pretrain.update(dict(batch_size=32, epochs=120, checkpoint_every_steps=100, log_every_steps=10))
+  pretrain.schedule.update(dict(warmup_epochs=2, min_lr=5e-4))
   # Stage 2: the official 'merged' recipe (upper half of the blocks, final norm, head; SPEC §4.1).
-  config.stars = stars.stars_group("merged", stars.LAYER_DECAY["ntu60"], lr=1e-3)
-  config.stars.update(dict(epochs=10, batch_size=32, head_hidden_dim=512, log_every_steps=10))
-  config.stars.queue.size = 320  # ~0.75 epoch of the 432 training clips, as 32768 is of NTU-60 XSub
-  config.stars.monitor.batch_size = 128
+  tuning = stars.stars_group("merged", stars.LAYER_DECAY["ntu60"], lr=1e-3)
+  tuning.update(dict(epochs=10, batch_size=32, head_hidden_dim=512, log_every_steps=10))
+  tuning.queue.size = 320  # ~0.75 epoch of the 432 training clips, as 32768 is of NTU-60 XSub
+  tuning.monitor.batch_size = 128
   # Downstream: the official linear probe (augmented clips through the frozen encoder), shortened.
-  config.linear = linear.linear_group(num_classes=-1, init="")
-  config.linear.update(dict(epochs=10, batch_size=64, eval_batch_size=128, log_every_steps=10))
-  config.evaluate = common.evaluate_group(stage1="", stars="", enabled=True)
-  return config
+  probe = linear.linear_group(num_classes=-1, init="")
+  probe.update(dict(epochs=10, batch_size=64, eval_batch_size=128, log_every_steps=10))
+  return common.main_steps(pretrain, tuning, probe, batch_size=256, plots=True)
 
 
 def _tiny(config):
@@ -108,16 +113,24 @@ def _tiny(config):
   config.data.held_out_classes = (1, 4)
   config.data.update(dict(window=16, num_threads=1))
   config.model.update(dict(dim=32, depth=2, decoder_dim=32, decoder_depth=1))
-  if "evaluate" in config:
-    config.evaluate.batch_size = 16
-  if "pretrain" in config:  # 36 steps: 24 clips / 8 x 12 epochs
-    config.pretrain.update(dict(batch_size=8, epochs=12, log_every_steps=3, checkpoint_every_steps=12))
-    config.pretrain.schedule.warmup_epochs = 1
-  if "stars" in config:  # 6 steps, monitored on a quarter of the training clips
-    config.stars.update(dict(epochs=2, batch_size=8, head_hidden_dim=32, log_every_steps=3))
-    config.stars.queue.size = 20
-    config.stars.monitor.update(dict(batch_size=16, val_fraction=0.25, ks=(1, 3)))
-  for group in ("linear", "finetune"):
-    if group in config:
-      config[group].update(dict(epochs=2, batch_size=8, eval_batch_size=16, log_every_steps=3))
+  for node in config.steps.values() if config.job == "pipeline" else (config,):
+    tiny_groups(node)
   return config
+
+
+def tiny_groups(node) -> None:
+  """The tiny run lengths and batches for the groups of one config or pipeline step."""
+  if "evaluate" in node:
+    node.evaluate.batch_size = 16
+  if node.get("kind") == "probe":
+    node.batch_size = 16
+  if "pretrain" in node:  # 36 steps: 24 clips / 8 x 12 epochs
+    node.pretrain.update(dict(batch_size=8, epochs=12, log_every_steps=3, checkpoint_every_steps=12))
+    node.pretrain.schedule.warmup_epochs = 1
+  if "stars" in node:  # 6 steps, monitored on a quarter of the training clips
+    node.stars.update(dict(epochs=2, batch_size=8, head_hidden_dim=32, log_every_steps=3))
+    node.stars.queue.size = 20
+    node.stars.monitor.update(dict(batch_size=16, val_fraction=0.25, ks=(1, 3)))
+  for group in ("linear", "finetune"):
+    if group in node:
+      node[group].update(dict(epochs=2, batch_size=8, eval_batch_size=16, log_every_steps=3))

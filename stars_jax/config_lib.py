@@ -1,9 +1,11 @@
 """How config files are read and composed. The recipes themselves, every number of them, live in `configs/`.
 
-Every config has the same top level: `stage`, `seed`, `allow_config_change`, `data`, `model`, `sharding`, plus
-one group per stage it runs: `pretrain`, `stars`, `linear`, `finetune` (each of the shape of
-`configs/common.py:training_group`) and `evaluate` (frozen-feature protocols). `load_config` loads a file as
-`--config=` does; a config file composes the pieces of another one through `sibling`.
+Every config has the same top level: `job` (what runs, a key of `stars_jax.jobs.JOBS`), `seed`,
+`allow_config_change`, `data`, `model`, `sharding`, plus the group of the training stage it runs: `pretrain`,
+`stars`, `linear`, `finetune` (each of the shape of `configs/common.py:training_group`) or `evaluate`
+(frozen-feature protocols). A multi-stage job is a pipeline (`job = 'pipeline'`): `pipeline` and `steps`, each
+step with its own group (stars_jax/pipeline/steps.py). `load_config` loads a file as `--config=` does; a config
+file composes the pieces of another one through `sibling`.
 """
 
 import importlib.util
@@ -14,7 +16,6 @@ import types
 import ml_collections
 from ml_collections.config_flags import config_flags
 
-STAGES = ("pretrain", "tune", "pretrain_tune", "linear", "finetune", "evaluate", "ablation")
 _MODULES: dict[pathlib.Path, types.ModuleType] = {}
 
 

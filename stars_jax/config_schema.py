@@ -3,7 +3,7 @@ message naming every key at fault.
 
 The allowed values of a choice are declared once, by the module that reads the setting (`optim.OPTIMIZERS`,
 `nnclr.LOSSES`, ...); `CHOICES` only maps config keys to them. A key matches by its last components, so
-`optim.name` covers `pretrain.optim.name` as well as a pipeline's `stages.pretrain.pretrain.optim.name`. Every
+`optim.name` covers `pretrain.optim.name` as well as a pipeline's `steps.stage1.pretrain.optim.name`. Every
 training group (a group with `optim` and `schedule`) gets the run-length checks of `guards.check_group`.
 """
 
@@ -14,6 +14,7 @@ import ml_collections
 
 from stars_jax import device, errors
 from stars_jax.data import sources, transforms
+from stars_jax.evaluate import report
 from stars_jax.models import factory
 from stars_jax.train import classify, dino, guards, nnclr, optim, tune, tuning
 
@@ -37,6 +38,7 @@ CHOICES: dict[str, tuple[Any, ...]] = {
   "linear.mode": classify.LINEAR_MODES,
   "linear.subset_draw": classify.SUBSET_DRAWS,
   "finetune.subset_draw": classify.SUBSET_DRAWS,
+  "pipeline.report": tuple(report.REPORTS),
 }
 
 
@@ -59,11 +61,11 @@ def _choices(path: str) -> tuple[Any, ...] | None:
 
 
 def validate(config: ml_collections.ConfigDict, jobs: tuple[str, ...], num_devices: int) -> None:
-  """Raises SettingError naming every key of `config` whose value is not allowed: `stage` one of `jobs`, the
+  """Raises SettingError naming every key of `config` whose value is not allowed: `job` one of `jobs`, the
   choices of CHOICES, the training groups' run lengths and intervals (batch sizes over `num_devices`)."""
   problems = []
-  if config.get("stage") not in jobs:
-    problems.append(f"stage={config.get('stage')!r}; choose one of {tuple(jobs)}")
+  if config.get("job") not in jobs:
+    problems.append(f"job={config.get('job')!r}; choose one of {tuple(jobs)}")
   for path, value in _leaves(config):
     choices = _choices(path)
     if choices is not None and value not in choices:

@@ -1,6 +1,6 @@
 """Command line: `stars-jax --config=configs/<file>.py[:arg] --workdir=DIR` (= `python -m stars_jax.main`).
 
-Runs the job named by `config.stage` on one mesh over all devices and writes DIR/results.json with its final
+Runs the job named by `config.job` on one mesh over all devices and writes DIR/results.json with its final
 metrics and the config. Any config value can be overridden, e.g. `--config.pretrain.batch_size=64
 --config.pretrain.epochs=10`; `stars_jax.config_lib.load_config` loads a config the same way in Python.
 
@@ -23,7 +23,6 @@ from ml_collections import config_flags
 from stars_jax import config_lib, config_schema, errors, io, jobs, sharding, workdir_lock
 from stars_jax.evaluate import preflight
 from stars_jax.models import factory
-from stars_jax.pipeline import inputs as pipeline_inputs
 from stars_jax.train import checkpoint, guards
 
 _CONFIG = config_flags.DEFINE_config_file(
@@ -44,12 +43,11 @@ _PROCESS_ID = flags.DEFINE_integer("process_id", None, "This process's index, 0 
 _DISK_FULL = ("RESOURCE_EXHAUSTED", "No space left on device")
 # The user's input or setting, not a bug: every command ends these with their one-line message and exit 2 (any
 # other exception keeps its traceback). errors.BadInput covers the readers' and validators' own types (npz layout,
-# raw files, config values); the others are the workdir lock, the pipeline's input check, unreadable or
+# raw files, config values, the pipeline's input check); the others are the workdir lock, unreadable or
 # mismatched checkpoints, and the OSErrors that name a path.
 BAD_INPUT = (
   errors.BadInput,
   workdir_lock.WorkdirLocked,
-  pipeline_inputs.InputError,
   checkpoint.CheckpointError,
   checkpoint.CheckpointMismatch,
   FileNotFoundError,
@@ -107,14 +105,14 @@ def main(argv) -> None:
 
 
 def _checked_run(config, workdir: pathlib.Path) -> None:
-  """The job of `config.stage` in `workdir` (created) under its lock, after the checks of what it will read."""
+  """The job of `config.job` in `workdir` (created) under its lock, after the checks of what it will read."""
   config_schema.validate(config, tuple(jobs.JOBS), jax.device_count())  # every setting, before any model
   factory.execution(config)  # a compute dtype or attention kernel this chip cannot run, before any data
   try:
     workdir.mkdir(parents=True, exist_ok=True)
   except (FileExistsError, NotADirectoryError):
     raise errors.BadInput(f"--workdir={workdir}: a file stands in its path; give a directory") from None
-  logging.info("Devices: %s; stage %s; workdir %s", jax.devices(), config.stage, workdir)
+  logging.info("Devices: %s; job %s; workdir %s", jax.devices(), config.job, workdir)
   # Process 0 holds the workdir for the job (the other processes of a multi-host job share it).
   lock = workdir_lock.hold(workdir) if jax.process_index() == 0 else contextlib.nullcontext()
   with lock:
@@ -123,9 +121,9 @@ def _checked_run(config, workdir: pathlib.Path) -> None:
 
 
 def _run_job(config, workdir: pathlib.Path) -> None:
-  """Runs `config.stage` and writes workdir/results.json (process 0)."""
+  """Runs `config.job` and writes workdir/results.json (process 0)."""
   execution = factory.execution(config).to_dict()  # the resolved dtype and kernel, recorded with the results
-  results = jobs.JOBS[config.stage](config, workdir, sharding.make_mesh())
+  results = jobs.JOBS[config.job](config, workdir, sharding.make_mesh())
   results["config"] = config.to_dict()
   results["devices"] = [d.device_kind for d in jax.devices()]
   results["execution"] = execution

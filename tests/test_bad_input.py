@@ -16,6 +16,7 @@ from stars_jax import main as main_module
 from stars_jax.data import npz
 from stars_jax.evaluate import preflight
 from stars_jax.interop import import_torch, pth
+from stars_jax.pipeline import steps as pipeline_steps
 from stars_jax.train import guards
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -26,6 +27,12 @@ def _tiny(tmp_path, **data) -> ml_collections.ConfigDict:
   config.data.synthetic.dir = str(tmp_path / "synthetic")
   config.data.update(data)
   return config
+
+
+def _probe(tmp_path, **data) -> ml_collections.ConfigDict:
+  """The job config of the tiny main job's probe step: what the pipeline's plan checks before the first step."""
+  steps = pipeline_steps.resolve(_tiny(tmp_path, **data), tmp_path / "run")
+  return next(s.config for s in steps if s.name == "probe")
 
 
 def _npz(path, train_labels, test_labels, classes=6, zero_train=False):
@@ -70,12 +77,12 @@ def test_window_zero_is_one_line_and_exit_2(tmp_path):
 
 
 def test_settings_are_refused_before_anything_runs(tmp_path):
-  with pytest.raises(errors.BadConfig, match=r"stage='bogus'; choose one of"):
-    main_module._checked_run(ml_collections.ConfigDict({"stage": "bogus"}), tmp_path / "run")
+  with pytest.raises(errors.BadConfig, match=r"job='bogus'; choose one of"):
+    main_module._checked_run(ml_collections.ConfigDict({"job": "bogus"}), tmp_path / "run")
   (tmp_path / "file").write_text("")
   with pytest.raises(errors.BadInput, match=r"--workdir=.*file: a file stands in its path"):
     main_module._checked_run(_tiny(tmp_path), tmp_path / "file")
-  group = ml_collections.ConfigDict(_tiny(tmp_path).pretrain.to_dict())
+  group = ml_collections.ConfigDict(_tiny(tmp_path).steps.stage1.pretrain.to_dict())
   group.batch_size = -4
   with pytest.raises(errors.BadConfig, match=r"pretrain.batch_size=-4 must be a positive multiple"):
     guards.check_group(group, "pretrain")
@@ -123,7 +130,7 @@ def test_held_out_classes_missing_from_the_test_split_are_refused_before_trainin
   """Few-shot raised on an empty array after both training stages today."""
   path = _npz(tmp_path / "d.npz", np.arange(24) % 6, np.arange(12) % 4)  # held-out 1 and 4: no test clip of 4
   with pytest.raises(errors.BadInput, match=r"held_out_classes=\(1, 4\): .*d.npz has no test samples of classes \[4\]"):
-    preflight.check_inputs(_tiny(tmp_path, path=path))
+    preflight.check_inputs(_probe(tmp_path, path=path))
 
 
 def test_an_empty_or_all_zero_split_is_refused_before_training(tmp_path):
@@ -131,13 +138,13 @@ def test_an_empty_or_all_zero_split_is_refused_before_training(tmp_path):
   clips trained and reported with exit 0."""
   empty = _npz(tmp_path / "e.npz", np.arange(24) % 6, np.zeros(0, int))
   with pytest.raises(npz.NpzFormatError, match=r"e.npz: x_test has no samples"):
-    preflight.check_inputs(_tiny(tmp_path, path=empty))
+    preflight.check_inputs(_probe(tmp_path, path=empty))
   zero = _npz(tmp_path / "z.npz", np.arange(24) % 6, np.arange(12) % 6, zero_train=True)
   with pytest.raises(npz.NpzFormatError, match=r"z.npz: x_train: all 24 clips are zero"):
-    preflight.check_inputs(_tiny(tmp_path, path=zero))
+    preflight.check_inputs(_probe(tmp_path, path=zero))
 
 
 def test_a_small_valid_split_is_accepted_and_its_skipped_protocols_named(tmp_path):
   path = _npz(tmp_path / "d.npz", np.arange(24) % 6, np.arange(6))  # one test clip per class
-  skips = preflight.check_inputs(_tiny(tmp_path, path=path))
+  skips = preflight.check_inputs(_probe(tmp_path, path=path))
   assert set(skips) == {"silhouette", "oneshot"}  # 4 seen classes in 4 clips; held-out 1 and 4 one clip each

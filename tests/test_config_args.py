@@ -47,10 +47,11 @@ def test_every_config_file_refuses_an_unknown_argument_naming_itself():
 def test_the_tiny_main_job_keeps_the_main_jobs_recipe_and_shrinks_only_sizes():
   main = config_lib.load_config(f"{REPO / 'configs' / 'synthetic.py'}")
   tiny = config_lib.load_config(f"{REPO / 'configs' / 'synthetic.py'}:tiny")
-  assert tiny.stage == main.stage == "pretrain_tune"
-  assert tiny.pretrain.optim == main.pretrain.optim and tiny.pretrain.masking == main.pretrain.masking
-  assert tiny.stars.optim == main.stars.optim and tiny.stars.recipe == main.stars.recipe
-  assert tiny.linear.optim == main.linear.optim
-  assert (tiny.model.dim, tiny.model.depth, tiny.pretrain.epochs, tiny.data.synthetic.num_classes) == (32, 2, 12, 6)
+  assert tiny.job == main.job == "pipeline" and tiny.pipeline.order == main.pipeline.order
+  t, m = tiny.steps, main.steps
+  assert t.stage1.pretrain.optim == m.stage1.pretrain.optim and t.stage1.pretrain.masking == m.stage1.pretrain.masking
+  assert t.stars.stars.optim == m.stars.stars.optim and t.stars.stars.recipe == m.stars.stars.recipe
+  assert t.linear_stars.linear.optim == m.linear_stars.linear.optim
+  assert (tiny.model.dim, tiny.model.depth, t.stage1.pretrain.epochs, tiny.data.synthetic.num_classes) == (32, 2, 12, 6)
   evaluate = config_lib.load_config(f"{REPO / 'configs' / 'synthetic.py'}:evaluate,tiny")
-  assert evaluate.stage == "evaluate" and evaluate.model == tiny.model and evaluate.data == tiny.data
+  assert evaluate.job == "evaluate" and evaluate.model == tiny.model and evaluate.data == tiny.data

@@ -52,16 +52,17 @@ def test_every_declared_key_exists_in_a_config():
 @pytest.mark.parametrize(
   "spec, key, value",
   [
-    ("synthetic.py", "pretrain.optim.name", "lamb"),
-    ("synthetic.py", "stars.monitor.split", "train"),
-    ("synthetic.py", "stars.queue.sharding", "rows"),
-    ("synthetic.py", "linear.mode", "fast"),
+    ("synthetic.py", "steps.stage1.pretrain.optim.name", "lamb"),
+    ("synthetic.py", "steps.stars.stars.monitor.split", "train"),
+    ("synthetic.py", "steps.stars.stars.queue.sharding", "rows"),
+    ("synthetic.py", "steps.linear_stars.linear.mode", "fast"),
+    ("synthetic.py", "pipeline.report", "summary"),
     ("synthetic.py", "data.stream", "velocity"),
     ("synthetic.py", "model.compute_dtype", "float8"),
     ("synthetic.py:finetune", "finetune.subset_draw", "random"),
     ("dino.py:ntu60_xsub_second", "stars.dino.centering", "none"),
-    ("paper.py:synthetic,tiny", "stages.tune_second.stars.loss", "both"),
-    ("paper.py:synthetic,tiny", "stages.pretrain.pretrain.schedule.name", "step"),
+    ("paper.py:synthetic,tiny", "steps.tune_second.stars.loss", "both"),
+    ("paper.py:synthetic,tiny", "steps.pretrain.pretrain.schedule.name", "step"),
   ],
 )
 def test_a_bad_choice_names_its_key(spec, key, value):
@@ -77,13 +78,13 @@ def test_a_bad_choice_names_its_key(spec, key, value):
 
 def test_every_problem_is_named_at_once():
   config = _load("synthetic.py")
-  config.stage = "train"
-  config.pretrain.batch_size = 12  # not a multiple of 8 devices
-  config.stars.epochs = 0
+  config.job = "train"
+  config.steps.stage1.pretrain.batch_size = 12  # not a multiple of 8 devices
+  config.steps.stars.stars.epochs = 0
   with pytest.raises(config_schema.SettingError) as e:
     _validate(config)
   message = str(e.value)
-  assert "stage='train'" in message and "pretrain.batch_size=12" in message and "stars.epochs=0" in message
+  assert "job='train'" in message and "pretrain.batch_size=12" in message and "stars.epochs=0" in message
 
 
 def test_the_command_line_refuses_a_bad_value_before_building_a_model(tmp_path):
@@ -94,13 +95,13 @@ def test_the_command_line_refuses_a_bad_value_before_building_a_model(tmp_path):
       "stars_jax.main",
       f"--config={REPO / 'configs' / 'synthetic.py'}:tiny",
       f"--workdir={tmp_path / 'run'}",
-      "--config.stars.loss=both",
+      "--config.steps.stars.stars.loss=both",
     ],
     capture_output=True,
     text=True,
     timeout=300,
   )
   assert proc.returncode == 2, proc.stderr[-2000:]
-  assert "stars.loss='both'; choose one of ('effective', 'symmetric')" in proc.stderr
+  assert "steps.stars.stars.loss='both'; choose one of ('effective', 'symmetric')" in proc.stderr
   assert "Traceback" not in proc.stderr
   assert not (tmp_path / "run" / "stage1").exists()  # nothing trained

@@ -9,6 +9,7 @@ from recipe_files import common, stars
 
 from stars_jax import config_lib, jobs
 from stars_jax.models import factory
+from stars_jax.pipeline import steps as pipeline_steps
 
 CONFIGS = pathlib.Path(__file__).parents[1] / "configs"
 SPLITS = [f"{d}_{s}" for d, s in common.NPZ_FILES]
@@ -62,24 +63,30 @@ def test_no_recipe_number_hides_in_a_keyword_default(path):
       assert not numeric, f"{path.name}:{node.lineno}: numeric keyword default {ast.unparse(numeric[0])}"
 
 
+def _groups(config) -> dict:
+  """{key: training group} of a config: its own groups, or each pipeline step's."""
+  groups = ("pretrain", "stars", "linear", "finetune")
+  if config.job != "pipeline":
+    return {g: config[g] for g in groups if g in config}
+  return {f"steps.{n}.{g}": s[g] for n, s in config.steps.items() for g in groups if g in s}
+
+
 @pytest.mark.parametrize("spec", SPECS)
 def test_config_loads_with_one_shape(spec):
   config = _load(spec)
-  assert config.stage in jobs.JOBS
-  assert {"stage", "seed", "allow_config_change", "data", "model", "sharding"} <= set(config)
-  for group in ("pretrain", "stars", "linear", "finetune"):
-    if group in config:
-      assert GROUP_KEYS <= set(config[group]), group
-      assert set(config[group].optim) == set(recipe_files.optim(lr=0.0))
-      assert set(config[group].schedule) == set(common.schedule("warmup_cosine", warmup_epochs=0.0, min_lr=0.0))
-  assert set(config) - {"stage", "seed", "allow_config_change", "data", "model", "sharding"} <= {
-    "pretrain",
-    "stars",
-    "linear",
-    "finetune",
-    "evaluate",
-    "ablation",
-  }
+  assert config.job in jobs.JOBS
+  top = {"job", "seed", "allow_config_change", "data", "model", "sharding"}
+  assert top <= set(config)
+  for key, group in _groups(config).items():
+    assert GROUP_KEYS <= set(group), key
+    assert set(group.optim) == set(recipe_files.optim(lr=0.0))
+    assert set(group.schedule) == set(common.schedule("warmup_cosine", warmup_epochs=0.0, min_lr=0.0))
+  if config.job == "pipeline":
+    assert set(config) - top <= {"pipeline", "steps", "paper"}
+    assert tuple(config.pipeline.order) and set(config.pipeline.order) <= set(config.steps)
+    assert all(s.kind in pipeline_steps.KINDS for s in config.steps.values())
+  else:
+    assert set(config) - top <= {"pretrain", "stars", "linear", "finetune", "evaluate"}
 
 
 @pytest.mark.parametrize(
@@ -201,7 +208,7 @@ def test_synthetic_variants_share_the_main_jobs_data_and_model():
   main = _load("synthetic.py")
   for variant in ("finetune", "evaluate"):
     config = _load(f"synthetic.py:{variant}")
-    assert config.stage == variant
+    assert config.job == variant
     assert config.data.to_dict() == main.data.to_dict() and config.model.to_dict() == main.model.to_dict()
     assert config.seed == main.seed
   assert _load("synthetic.py:finetune").finetune.init == "runs/synthetic/stage1/checkpoints"
@@ -211,9 +218,12 @@ def test_nwucla_variants_read_the_cross_view_npz_with_every_class():
   main, gpu = _load("nwucla.py"), _load("nwucla.py:gpu")
   assert main.data.path == gpu.data.path == "data/NWUCLA_XView.npz" and main.data.held_out_classes == ()
   assert (main.model.dim, main.model.depth, gpu.model.dim, gpu.model.depth) == (64, 4, 256, 8)
-  assert gpu.pretrain.epochs == 400 and gpu.stars.recipe == main.stars.recipe == "merged"
-  assert main.stars.queue.size < 1018  # the queue holds fewer projections than the training split has clips
-  assert "linear" not in _load("nwucla.py:brief") and _load("nwucla.py:brief").data == main.data
+  main_steps, gpu_steps = main.steps, gpu.steps
+  assert gpu_steps.stage1.pretrain.epochs == 400
+  assert gpu_steps.stars.stars.recipe == main_steps.stars.stars.recipe == "merged"
+  assert main_steps.stars.stars.queue.size < 1018  # fewer projections in the queue than training clips
+  brief = _load("nwucla.py:brief")
+  assert not [n for n in brief.steps if n.startswith("linear")] and brief.data == main.data
 
 
 def test_fewshot_config_holds_out_the_novel_ntu120_actions():

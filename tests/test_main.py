@@ -51,8 +51,9 @@ def run(tmp_path_factory):
 
 def test_stage1_trains_and_its_loss_falls(run):
   workdir, data_dir, results = run
-  history = results["pretrain"]["loss_history"]
-  assert results["pretrain"]["steps"] == history[-1]["step"] == 36  # 24 seen-class clips / 8 x 12 epochs
+  stage1 = results["step_metrics"]["stage1"]["pretrain"]
+  history = stage1["loss_history"]
+  assert stage1["steps"] == history[-1]["step"] == 36  # 24 seen-class clips / 8 x 12 epochs
   assert history[-1]["loss"] < 0.7 * history[0]["loss"]
   assert (data_dir / "Synthetic_XSub.npz").is_file()
   assert results["config"]["model"]["dim"] == 32  # the config it ran, overrides included
@@ -60,12 +61,12 @@ def test_stage1_trains_and_its_loss_falls(run):
 
 def test_stars_tunes_with_a_validation_monitor(run):
   workdir, _, results = run
-  stars = results["stars"]
+  stars = results["step_metrics"]["stars"]["stars"]
   assert stars["steps"] == stars["loss_history"][-1]["step"] == 6  # stage 2: 24 clips / 8 x 2 epochs
   assert stars["selection_split"] == "val" and [m["step"] for m in stars["monitor"]["history"]] == [3, 6]
   assert any((workdir / "stars" / "best").iterdir())
-  for stage in ("stage1", "stars"):
-    assert any((workdir / stage / "tensorboard").iterdir())
+  for step in ("stage1", "stars"):
+    assert any((workdir / step / "tensorboard").iterdir())
 
 
 def test_every_protocol_of_every_encoder(run):
@@ -80,12 +81,17 @@ def test_every_protocol_of_every_encoder(run):
   assert all(results["linear"][k] >= results["linear_last"][k] for k in ("stage1", "stars", "random_init"))
 
 
+def results_steps(workdir: pathlib.Path) -> list[dict]:
+  return json.loads((workdir / "results.json").read_text())["steps"]
+
+
 def test_report_and_plots(run):
   workdir, _, _ = run
   report = (workdir / "report.md").read_text()
   assert report.startswith("# Stage 1 (MAMP) vs tuned (STARS) encoder")
   assert "| knn1 |" in report and "| linear (best) |" in report and "| fewshot |" in report
-  assert {p.name for p in (workdir / "plots").iterdir()} >= {
+  assert [s["status"] for s in results_steps(workdir)] == ["ran"] * 6
+  assert {p.name for p in (workdir / "probe" / "plots").iterdir()} >= {
     "tsne_stage1.png",
     "tsne_stars.png",
     "confusion_knn1_stars.png",
@@ -132,13 +138,16 @@ def test_evaluate_stage_reproduces_the_main_jobs_frozen_protocols(run, tmp_path)
 
 def test_relaunching_a_finished_run_trains_no_further(run):
   workdir, data_dir, results = run
-  again = _main(workdir, data_dir, "--config.evaluate.enabled=False")
+  (workdir / "stars" / "results.json").unlink()  # the stars step reruns: it resumes from its last checkpoint
+  again = _main(workdir, data_dir)
   assert again.returncode == 0, again.stderr[-3000:]
   rerun = json.loads((workdir / "results.json").read_text())
-  for stage in ("pretrain", "stars"):  # the histories are restored from the checkpoints, not lost or retrained
-    assert rerun[stage]["loss_history"] == results[stage]["loss_history"]
-    assert 0 < rerun[stage]["wall_time_s"] <= results[stage]["wall_time_s"]  # the checkpointed total
-  assert rerun["stars"]["monitor"] == results["stars"]["monitor"]  # the same monitor history and selection
+  assert [s["status"] for s in rerun["steps"]] == ["skipped (complete)", "ran", *["skipped (complete)"] * 4]
+  before, after = results["step_metrics"]["stars"]["stars"], rerun["step_metrics"]["stars"]["stars"]
+  assert after["loss_history"] == before["loss_history"]  # restored from the checkpoint, not lost or retrained
+  assert 0 < after["wall_time_s"] <= before["wall_time_s"]  # the checkpointed total
+  assert after["monitor"] == before["monitor"]  # the same monitor history and selection
+  assert {k: rerun[k] for k in ("knn1", "linear")} == {k: results[k] for k in ("knn1", "linear")}
 
 
 def test_bad_dataset_path_names_the_file_and_key(tmp_path):
@@ -174,10 +183,8 @@ def test_a_diverging_run_stops_with_one_line_and_exit_code_1(tmp_path):
   proc = _main(
     tmp_path / "run",
     tmp_path / "data",
-    "--config.stage=pretrain",
-    "--config.evaluate.enabled=False",
-    "--config.pretrain.optim.lr=1e3",
-    "--config.pretrain.checkpoint_every_steps=1",
+    "--config.steps.stage1.pretrain.optim.lr=1e3",
+    "--config.steps.stage1.pretrain.checkpoint_every_steps=1",
   )
   assert proc.returncode == 1, proc.stderr[-3000:]
   match = re.search(
@@ -189,18 +196,24 @@ def test_a_diverging_run_stops_with_one_line_and_exit_code_1(tmp_path):
 
 
 def test_an_unknown_config_key_is_one_line_naming_the_keys_there(tmp_path):
-  proc = _main(tmp_path / "run", tmp_path / "data", "--config.pretrain.optim.learning_rate=1e-3")
+  proc = _main(tmp_path / "run", tmp_path / "data", "--config.steps.stage1.pretrain.optim.learning_rate=1e-3")
   assert proc.returncode == 2
   lines = proc.stderr.strip().splitlines()
-  assert len(lines) == 1 and "has no key 'pretrain.optim.learning_rate'" in lines[0] and "lr" in lines[0]
+  assert len(lines) == 1 and "has no key 'steps.stage1.pretrain.optim.learning_rate'" in lines[0]
+  assert "lr" in lines[0]
   assert not (tmp_path / "run").exists()
 
 
 def test_unknown_override_accepts_every_key_of_the_config():
   config = f"--config={REPO / 'configs' / 'synthetic.py'}"
-  overrides = ["--config.data.window=16", "--config.stars.monitor.ks=(1,3)", "--config.linear.optim.lr=0.2"]
+  overrides = [
+    "--config.data.window=16",
+    "--config.steps.stars.stars.monitor.ks=(1,3)",
+    "--config.steps.linear_stars.linear.optim.lr=0.2",
+  ]
   assert main_module.unknown_override([config, *overrides]) is None
-  assert "has no key 'stars.queue.length'" in main_module.unknown_override([config, "--config.stars.queue.length=3"])
+  problem = main_module.unknown_override([config, "--config.steps.stars.stars.queue.length=3"])
+  assert "has no key 'steps.stars.stars.queue.length'" in problem
 
 
 def test_a_full_disk_is_recognised_through_chained_errors():

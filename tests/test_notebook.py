@@ -34,7 +34,7 @@ def test_quickstart_notebook_executes(monkeypatch, tmp_path):
   assert {"knn1", "linear", "fewshot", "silhouette", "nmi"} <= set(results)
   assert set(results["knn1"]) >= {"stage1", "stars"}
   assert "| knn1 |" in namespace["table"]
-  assert (workdir / "report.md").is_file() and (workdir / "plots" / "tsne_stars.png").is_file()
+  assert (workdir / "report.md").is_file() and (workdir / "probe" / "plots" / "tsne_stars.png").is_file()
 
 
 def test_real_data_notebook_prepares_trains_and_plots(monkeypatch, tmp_path):
@@ -47,4 +47,4 @@ def test_real_data_notebook_prepares_trains_and_plots(monkeypatch, tmp_path):
   assert set(results["knn1"]) == {"random_init", "stage1", "stars", "stars_last"}
   assert "| knn1 |" in namespace["table"]
   for encoder in ("random_init", "stage1", "stars"):
-    assert (run / "plots" / f"tsne_{encoder}.png").is_file()
+    assert (run / "probe" / "plots" / f"tsne_{encoder}.png").is_file()

@@ -17,13 +17,14 @@ import pytest
 from recipe_files import common
 
 from stars_jax import config_lib, sharding
-from stars_jax.pipeline import inputs, job, published, stages
+from stars_jax.evaluate import report as report_lib
+from stars_jax.pipeline import inputs, job, steps
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 CONFIG = "configs/paper.py:synthetic,tiny"  # the pipeline at configs/synthetic.py:tiny's sizes
 TINY = [  # what this test needs beyond the tiny variant: a tune_second long enough to be preempted
-  "--config.stages.tune_second.stars.epochs=12",
-  "--config.stages.tune_second.stars.monitor.every_epochs=4",
+  "--config.steps.tune_second.stars.epochs=12",
+  "--config.steps.tune_second.stars.monitor.every_epochs=4",
 ]
 
 
@@ -76,24 +77,24 @@ def test_the_preempted_stage_stops_at_a_checkpoint_and_nothing_after_it_ran(pree
 
 def test_the_relaunch_plans_done_and_resumed_stages_and_continues(preempted):
   again, plan = preempted["again"], preempted["plan"]
-  status = {e["name"]: e["status"] for e in plan["stages"]}
+  status = {e["name"]: e["status"] for e in plan["steps"]}
   assert status["prepare"] == status["pretrain"] == "done"
   assert status["tune_second"].startswith("resume from step ") and status["finetune"] == "disabled"
   assert all(status[n] == "to run" for n in ("tune_third", "linear", "knn", "fewshot"))
   resumed = int(status["tune_second"].rsplit(" ", 1)[1])
   assert f"Resumed from step {resumed}" in again and 3 <= resumed < 36  # 12 epochs of 3 steps
-  assert "Stage pretrain is complete" in again
+  assert "Step pretrain is complete" in again
 
 
 def test_every_stage_leaves_its_results_and_the_report_compares_them(preempted):
   workdir, results = preempted["workdir"], preempted["results"]
   for name in ("prepare", "pretrain", "tune_second", "tune_third", "linear", "knn", "fewshot"):
-    saved = json.loads((workdir / name / stages.RESULTS).read_text())
+    saved = json.loads((workdir / name / steps.RESULTS).read_text())
     assert saved["wall_s"] > 0 and saved["device"]["device_kind"], name
   assert not (workdir / "finetune").exists()
   assert set(results["comparison"]) == {"linear", "linear_last", "knn1", "stage1_knn1", "fewshot_knn1"}
   assert all(e["published"] is None for e in results["comparison"].values())  # no published synthetic row
-  metrics = results["stage_metrics"]
+  metrics = results["step_metrics"]
   assert results["comparison"]["knn1"]["ours"] == metrics["knn"]["knn1"]["tune_third"]
   assert results["comparison"]["stage1_knn1"]["ours"] == metrics["knn"]["knn1"]["pretrain"]
   assert metrics["fewshot"]["classes"] == [1, 4] and metrics["prepare"]["datasets"]
@@ -112,9 +113,9 @@ def test_the_resumed_stage_reaches_the_numbers_of_an_uninterrupted_run(preempted
     _command(tmp_path, data, order), env=_env(), cwd=REPO, capture_output=True, text=True, timeout=600
   )
   assert proc.returncode == 0, proc.stderr[-3000:]
-  assert "Stage pretrain is complete" in proc.stderr
-  resumed = json.loads((workdir / "tune_second" / stages.RESULTS).read_text())["metrics"]["stars"]
-  straight = json.loads((tmp_path / "tune_second" / stages.RESULTS).read_text())["metrics"]["stars"]
+  assert "Step pretrain is complete" in proc.stderr
+  resumed = json.loads((workdir / "tune_second" / steps.RESULTS).read_text())["metrics"]["stars"]
+  straight = json.loads((tmp_path / "tune_second" / steps.RESULTS).read_text())["metrics"]["stars"]
   assert resumed["loss_history"] and resumed["steps"] == straight["steps"] == 36
   strip = lambda h: [{k: v for k, v in e.items() if k != "clips_per_s"} for e in h]  # noqa: E731
   assert strip(resumed["loss_history"]) == strip(straight["loss_history"])
@@ -123,12 +124,12 @@ def test_the_resumed_stage_reaches_the_numbers_of_an_uninterrupted_run(preempted
 
 def test_a_finished_pipeline_relaunched_skips_every_stage(preempted):
   workdir, data = preempted["workdir"], preempted["data"]
-  before = {p: p.stat().st_mtime_ns for p in workdir.glob("*/" + stages.RESULTS)}
+  before = {p: p.stat().st_mtime_ns for p in workdir.glob("*/" + steps.RESULTS)}
   results = job.run(_tiny_config(data.parent), workdir, sharding.make_mesh())
-  assert {p: p.stat().st_mtime_ns for p in workdir.glob("*/" + stages.RESULTS)} == before
+  assert {p: p.stat().st_mtime_ns for p in workdir.glob("*/" + steps.RESULTS)} == before
   plan = json.loads((workdir / "plan.json").read_text())
-  assert {e["status"] for e in plan["stages"]} == {"done", "disabled"} and plan["estimate_total_s"] == 0
-  assert {s["status"] for s in results["stages"]} == {"skipped (complete)", "disabled"}
+  assert {e["status"] for e in plan["steps"]} == {"done", "disabled"} and plan["estimate_total_s"] == 0
+  assert {s["status"] for s in results["steps"]} == {"skipped (complete)", "disabled"}
   assert results["comparison"] == preempted["results"]["comparison"]
 
 
@@ -138,13 +139,13 @@ def test_the_plan_estimate_adds_up_its_measured_parts(preempted, tmp_path):
   config = _tiny_config(preempted["data"].parent)
   pretrained = str(preempted["workdir"] / "pretrain" / "checkpoints")
   config.pipeline.update(dict(order=("linear", "knn"), warmup_steps=2, dry_run=True))
-  config.stages.linear.input = config.stages.knn.input = pretrained
-  config.stages.knn.compare = ()
+  config.steps.linear.input = config.steps.knn.input = pretrained
+  config.steps.knn.compare = ()
   plan = job.run(config, tmp_path, sharding.make_mesh())["plan"]
-  linear, knn = plan["stages"]
+  linear, knn = plan["steps"]
   m = linear["measured"]
   assert (linear["steps"], linear["steps_per_epoch"], linear["evaluations"], linear["checkpoint_saves"]) == (6, 3, 2, 2)
-  assert linear["eval_batches_each"] == 1 and linear["inputs"]["stages.linear.input"]["step"] == 36
+  assert linear["eval_batches_each"] == 1 and linear["inputs"]["steps.linear.input"]["step"] == 36
   parts = m["setup_s"] + m["compile_s"] + 6 * m["step_s"] + 2 * m["eval_batch_s"] + m["eval_compile_s"]
   assert linear["estimate_s"] == pytest.approx(parts + (2 + 1) * m["save_s"])  # 2 saves, 1 restore (init)
   assert knn["clips"] == {"train": 24, "test": 8} and knn["eval_batches_total"] == 2 + 1
@@ -171,31 +172,31 @@ def _tiny_config(tmp_path: pathlib.Path) -> ml_collections.ConfigDict:
 def test_a_completed_stage_with_changed_settings_is_refused(preempted):
   workdir, data = preempted["workdir"], preempted["data"]
   config = _tiny_config(data.parent)
-  config.stages.linear.linear.optim.lr = 0.5
-  with pytest.raises(ValueError, match=r"stage linear is complete .*linear.optim.lr: 0.1 -> 0.5"):
+  config.steps.linear.linear.optim.lr = 0.5
+  with pytest.raises(ValueError, match=r"step linear is complete .*linear.optim.lr: 0.1 -> 0.5"):
     job.run(config, workdir, sharding.make_mesh())
 
 
 def test_a_missing_dataset_fails_before_anything_trains_naming_stage_and_file(tmp_path):
   config = _tiny_config(tmp_path)
-  config.stages.fewshot.data = ml_collections.ConfigDict({"path": "NTU120_XSub.npz"})
+  config.steps.fewshot.data = ml_collections.ConfigDict({"path": "NTU120_XSub.npz"})
   config.data.root = str(tmp_path / "npz")
-  with pytest.raises(inputs.InputError, match=r"stages.fewshot \(data.path=.*npz/NTU120_XSub.npz'\)"):
+  with pytest.raises(inputs.InputError, match=r"steps.fewshot \(data.path=.*npz/NTU120_XSub.npz'\)"):
     job.run(config, tmp_path / "run", sharding.make_mesh())
   assert not (tmp_path / "run").exists()
 
 
 def test_an_explicit_input_that_is_no_checkpoint_fails_naming_its_key(tmp_path):
   config = _tiny_config(tmp_path)
-  config.stages.tune_second.input = str(tmp_path / "nowhere")
-  with pytest.raises(inputs.InputError, match=r"nowhere \(config key stages.tune_second.input\)"):
+  config.steps.tune_second.input = str(tmp_path / "nowhere")
+  with pytest.raises(inputs.InputError, match=r"nowhere \(config key steps.tune_second.input\)"):
     job.run(config, tmp_path / "run", sharding.make_mesh())
 
 
 def test_a_disabled_stage_whose_output_is_missing_fails_naming_both(tmp_path):
   config = _tiny_config(tmp_path)
-  config.stages.pretrain.enabled = False
-  with pytest.raises(inputs.InputError, match=r"stages.tune_second reads .*pretrain/checkpoints.*disabled"):
+  config.steps.pretrain.enabled = False
+  with pytest.raises(inputs.InputError, match=r"steps.tune_second reads .*pretrain/checkpoints.*disabled"):
     job.run(config, tmp_path / "run", sharding.make_mesh())
 
 
@@ -210,7 +211,7 @@ def test_a_disabled_stage_whose_output_is_missing_fails_naming_both(tmp_path):
 )
 def test_paper_configs_chain_the_official_recipes(arg):
   config = config_lib.load_config(f"{REPO / 'configs' / 'paper.py'}:{arg}")
-  resolved = {s.name: s for s in stages.resolve(config, "W")}
+  resolved = {s.name: s for s in steps.resolve(config, "W")}
   tunes = [n for n in config.pipeline.order if n.startswith("tune_")]
   assert tunes == (["tune_merged"] if arg.endswith("_merged") else ["tune_second", "tune_third"])
   assert resolved[tunes[0]].config.stars.init == "W/pretrain/checkpoints"
@@ -229,4 +230,4 @@ def test_paper_configs_chain_the_official_recipes(arg):
   if "fewshot" in resolved:
     assert resolved["fewshot"].config.data.path == "data/NTU120_XSub.npz"
   row = (dataset, split)
-  assert (row in published.ROWS) == (dataset != "pku2")
+  assert (row in report_lib.ROWS) == (dataset != "pku2")

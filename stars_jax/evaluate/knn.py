@@ -16,6 +16,8 @@ import numpy as np
 from sklearn.neighbors import KNeighborsClassifier
 from sklearn.preprocessing import normalize
 
+KNN_KS = (1, 2, 5, 10)  # the k of STARS' knn_eval.py (SPEC §4.10): every kNN report of this package
+
 
 def knn_accuracy(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, test_y: np.ndarray, k: int = 1) -> float:
   """Top-1 accuracy (percent): L2-normalised features, cosine metric, uniform majority vote."""
@@ -83,7 +85,7 @@ def knn_accuracies(
   train_y: np.ndarray,
   test_x: np.ndarray,
   test_y: np.ndarray,
-  ks: Sequence[int] = (1, 2, 5, 10),
+  ks: Sequence[int] = KNN_KS,
   num_classes: int | None = None,
   chunk: int = 1024,
 ) -> dict[int, float]:

@@ -13,9 +13,9 @@ from stars_jax.evaluate import protocols
 
 def check_inputs(config: ml_collections.ConfigDict) -> dict[str, str]:
   """Raises BadConfig / BadInput (naming the key, or the file and sample) for a job config whose data cannot be
-  trained or evaluated on; returns {protocol: why it will be skipped}. A config without `data.window` (a
-  multi-stage pipeline) is left to its own per-stage checks, which can call the `validate` functions."""
-  if config.get("stage") == "pipeline" or "window" not in config.get("data", {}):
+  trained or evaluated on; returns {protocol: why it will be skipped}. A pipeline checks each step's job config
+  in its plan."""
+  if config.job == "pipeline":
     return {}
   data = config.data
   validate.check_data_config(data, config.model.t_patch)
@@ -27,7 +27,7 @@ def check_inputs(config: ml_collections.ConfigDict) -> dict[str, str]:
   for split in npz.SPLITS:
     sources.open_seen_split(data, split)  # raises naming the file when only held-out classes are left
   skip = protocols.skipped_protocols(train.labels, test.labels, held_out)
-  evaluates = config.get("evaluate", {}).get("enabled", False) or config.stage == "evaluate"
+  evaluates = config.get("evaluate", {}).get("enabled", False) or config.job in ("evaluate", "probe")
   for protocol, why in skip.items() if evaluates else ():
     logging.warning("The %s protocol will be skipped: %s", protocol, why)
   return skip

@@ -13,15 +13,28 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import ml_collections
 import numpy as np
 from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
 
+from stars_jax import sharding
 from stars_jax.data.npz import SkeletonSplit
 from stars_jax.evaluate import clusters, features, fewshot, knn, protocols
-from stars_jax.evaluate.protocols import KNN_KS
+from stars_jax.evaluate.knn import KNN_KS
+from stars_jax.models import factory
 from stars_jax.models.mamp import Encoder
+
+
+def random_encoder(config: ml_collections.ConfigDict, mesh: jax.sharding.Mesh) -> dict:
+  """The randomly initialised encoder every report shows as a baseline ('random_init'), replicated over the mesh;
+  also the restore target (structure, placement) of trained encoders. Its key, PRNGKey(seed + 1), no training
+  stage uses."""
+  clip = jnp.zeros((1, 2, config.data.window, config.model.num_joints, 3))  # (N, M, T, V, C)
+  init_key, _ = jax.random.split(jax.random.PRNGKey(config.seed + 1))
+  init = jax.jit(factory.encoder(config).init, out_shardings=sharding.replicated(mesh))
+  return init(init_key, clip)["params"]
 
 
 def logistic_accuracy(

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-KNN_KS = (1, 2, 5, 10)
+from stars_jax.evaluate.knn import KNN_KS
 
 
 def skipped_protocols(

@@ -1,6 +1,8 @@
-"""`stars-jax report WORKDIR [WORKDIR ...]`: results.json as a markdown table, one row per protocol, one
-column per encoder (stage1, stars, then the others, e.g. random_init, by name) and the stars - stage1 difference;
-rows sorted by protocol.
+"""Every job's report.md, and `stars-jax report WORKDIR [WORKDIR ...]` (the same from results.json, also of run
+directories written before the pipeline ran every multi-stage job): the table of protocols (rows) and encoders
+(columns: stage1, stars, then the others, e.g. random_init, by name) with the stars - stage1 difference; a paper
+row's comparison with the published numbers above it; the protocols the splits were too small for; a pipeline's
+steps (wall time, estimate, device) below.
 
 A protocol entry is `{encoder: number}` or `{encoder: {"best": x, "last": y}}`; a `<protocol>_last` entry holds
 the last-epoch values of `<protocol>`. Both become rows labelled "(best)" (best epoch, the official convention)
@@ -13,6 +15,7 @@ import json
 import pathlib
 import sys
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 from stars_jax import io
 from stars_jax.evaluate.fewshot import mean_std
@@ -20,9 +23,9 @@ from stars_jax.evaluate.fewshot import mean_std
 Cells = dict[str, dict[str, float]]  # row -> encoder -> value
 
 _UNITS = "Accuracies in percent (test split); silhouette, NMI and ARI as fractions (test features)."
-# Title and note of report.md per job (config.stage); the one place both the job and `stars-jax report` read.
-_REPORTS: dict[str, tuple[str, str]] = {
-  "pretrain_tune": (
+# Title and note of report.md per report kind (a pipeline's `pipeline.report`, or the single-stage evaluate job).
+REPORTS: dict[str, tuple[str, str]] = {
+  "main": (
     "Stage 1 (MAMP) vs tuned (STARS) encoder",
     f"{_UNITS} knn<k>, logistic, linear and clusters: seen classes; fewshot (kNN-1) and oneshot: classes held "
     "out of both training stages. stars: the state selected by the kNN monitor on a validation split carved "
@@ -40,12 +43,79 @@ _REPORTS: dict[str, tuple[str, str]] = {
     f"{_UNITS} knn<k>, logistic and clusters: classes outside data.held_out_classes; fewshot (kNN-1: bank = "
     "their training clips, queries = their test clips) and oneshot: the held-out classes.",
   ),
+  "paper": ("Paper row", _UNITS),
 }
+# The report kind of results written before `config.job` (their `config.stage`).
+_LEGACY_KINDS = {"pretrain_tune": "main", "ablation": "ablation", "evaluate": "evaluate", "pipeline": "paper"}
 _DEFAULT_REPORT = (
   "Results",
   "Accuracies in percent; silhouette, NMI and ARI as fractions. (best): best epoch "
   "(the official convention, selected on the test split); (last): last epoch.",
 )
+
+# The published numbers a paper row is compared with: only those the official repositories publish (SPEC §5.1,
+# §5.2), the STARS README's linear, kNN-1 and fine-tune top-1 for NTU-60 XSub / XView and NTU-120 XSub / XSet,
+# and the MAMP README's linear and fine-tune top-1 of its released stage-1 checkpoints. Neither publishes PKU-MMD,
+# few-shot or semi-supervised numbers (the papers' tables are not reproduced in SPEC).
+ROWS = (("ntu60", "xsub"), ("ntu60", "xview"), ("ntu120", "xsub"), ("ntu120", "xset"))
+STARS_SOURCE = "STARS README, Results (SPEC §5.1)"
+MAMP_SOURCE = "MAMP README, released stage-1 checkpoints (SPEC §5.2)"
+STARS = {
+  "linear": dict(zip(ROWS, (87.1, 90.9, 79.9, 80.8))),
+  "knn1": dict(zip(ROWS, (79.9, 88.6, 67.6, 67.7))),
+  "finetune": dict(zip(ROWS, (93.0, 97.5, 89.9, 91.4))),
+}
+MAMP = {
+  "linear": dict(zip(ROWS, (85.0, 89.0, 78.1, 79.5))),
+  "finetune": dict(zip(ROWS, (93.0, 97.5, 89.8, 91.5))),
+}
+PROTOCOLS = {
+  "linear": "linear probe, best epoch (official: max over epochs on the test split)",
+  "linear_last": "linear probe, last epoch",
+  "knn1": "kNN-1 (knn_eval, SPEC §4.10)",
+  "fewshot_knn1": "few-shot kNN-1 on unseen classes (SPEC §1.9)",
+  "finetune": "fine-tune, best epoch",
+  "finetune_last": "fine-tune, last epoch",
+  "stage1_knn1": "kNN-1 of the stage-1 (MAMP) encoder",
+}
+
+
+def our_numbers(metrics: Mapping[str, Mapping[str, Any]], kinds: Mapping[str, str]) -> dict[str, float]:
+  """{protocol: value} of a paper row's step metrics (step name -> metrics; kinds: step name -> kind): the last
+  step of each kind counts, and kNN / few-shot report their main encoder (the step's `input`)."""
+  ours: dict[str, float] = {}
+  for name, m in metrics.items():
+    kind = kinds[name]
+    if kind in ("linear", "finetune"):
+      ours[kind], ours[f"{kind}_last"] = float(m[kind]["best"]), float(m[kind]["last"])
+    elif kind == "knn":
+      ours["knn1"] = float(m["knn1"][m["encoder"]])
+      for encoder, value in m["knn1"].items():
+        if encoder != m["encoder"] and kinds.get(encoder) == "pretrain":
+          ours["stage1_knn1"] = float(value)
+    elif kind == "fewshot":
+      ours["fewshot_knn1"] = float(m["fewshot_knn1"][m["encoder"]])
+  return ours
+
+
+def compare(dataset: str, split: str, ours: Mapping[str, float]) -> dict[str, dict[str, Any]]:
+  """{protocol: {ours, published, difference (ours - published), source}} (published None where neither
+  repository publishes the number), and the MAMP stage-1 number beside it where there is one."""
+  row = (dataset, split)
+  out = {}
+  for protocol, value in ours.items():
+    base = protocol.removesuffix("_last")
+    published = STARS.get(base, {}).get(row) if protocol != "stage1_knn1" else None
+    entry = {
+      "ours": value,
+      "published": published,
+      "difference": None if published is None else value - published,
+      "source": STARS_SOURCE if published is not None else "not published in the official repositories",
+    }
+    if base in MAMP and row in MAMP[base]:
+      entry["mamp_stage1_published"] = MAMP[base][row]
+    out[protocol] = entry
+  return out
 
 
 def _is_number(value) -> bool:
@@ -122,15 +192,94 @@ def markdown_table(results: Mapping | Sequence[Mapping], columns: Sequence[str] 
   return "\n".join(lines) + "\n"
 
 
-def render(results: Mapping | Sequence[Mapping], stage: str | None, title: str = "") -> str:
-  """report.md text of one results dict (or several: seeds) of a job with `config.stage` = stage."""
-  default_title, note = _REPORTS.get(stage, _DEFAULT_REPORT)
-  return f"# {title or default_title}\n\n{markdown_table(results)}\n{note}\n"
+def _fmt(value: float | None, sign: bool = False) -> str:
+  return "—" if value is None else (f"{value:+.2f}" if sign else f"{value:.2f}")
 
 
-def _stage(results: Mapping) -> str | None:
+def _duration(seconds: float | None) -> str:
+  if seconds is None:
+    return "—"
+  return f"{seconds / 3600:.2f} h" if seconds >= 3600 else f"{seconds / 60:.1f} min"
+
+
+def _comparison_table(comparison: Mapping[str, Mapping[str, Any]]) -> list[str]:
+  """A paper row's numbers next to the published ones (report kind 'paper')."""
+  lines = ["| protocol | ours | published | ours − published | MAMP stage 1 (published) |", "|---|---|---|---|---|"]
+  for protocol, e in sorted(comparison.items(), key=lambda kv: list(PROTOCOLS).index(kv[0])):
+    lines.append(
+      f"| {PROTOCOLS[protocol]} | {_fmt(e['ours'])} | {_fmt(e['published'])} | {_fmt(e['difference'], True)} "
+      f"| {_fmt(e.get('mamp_stage1_published'))} |"
+    )
+  return lines
+
+
+def _paper_note(config: Mapping) -> str:
+  """What a paper row's numbers are: units, sources, and how its STARS steps selected their state."""
+  steps = (config.get("steps") or config.get("stages") or {}).values()
+  splits = sorted({s["stars"]["monitor"]["split"] for s in steps if s.get("kind") == "tune" and s.get("enabled")})
+  selection = (
+    f" The STARS steps keep the state their kNN monitor selects on the '{'/'.join(splits)}' split (the official "
+    "selection is on the test split, 'test')."
+  )
+  return (
+    f"Top-1 accuracy in percent on the test split; differences in points. Published: {STARS_SOURCE}; "
+    f"MAMP stage 1: {MAMP_SOURCE}; '—': not published there." + (selection if splits else "")
+  )
+
+
+def _steps_table(steps: Sequence[Mapping[str, Any]]) -> list[str]:
+  """Each pipeline step's status, wall time, plan estimate and device."""
+  lines = ["| step | kind | status | wall time | plan estimate | device |", "|---|---|---|---|---|---|"]
+  for s in steps:
+    device = f"{s['devices']} × {s['device_kind']}" if s.get("device_kind") else "—"
+    lines.append(
+      f"| {s['name']} | {s['kind']} | {s['status']} | {_duration(s.get('wall_s'))} | "
+      f"{_duration(s.get('estimate_s'))} | {device} |"
+    )
+  return lines
+
+
+def render(results: Mapping | Sequence[Mapping], kind: str | None = None, title: str = "") -> str:
+  """report.md text of one results dict (or several: seeds) of a job of report `kind` (default: the one its
+  config records): the title, a paper row's comparison with the published numbers, the table of every protocol
+  and encoder, the note, and a pipeline's steps (wall time, estimate, device)."""
+  one = results if isinstance(results, Mapping) else results[0]
+  kind = kind or report_kind(one)
+  default_title, note = REPORTS.get(kind, _DEFAULT_REPORT)
+  config = one.get("config") if isinstance(one.get("config"), Mapping) else {}
+  if kind == "paper" and "paper" in one:
+    default_title = f"Paper row: {one['paper']['dataset']} {one['paper']['split']}"
+  lines = [f"# {title or default_title}", ""]
+  if isinstance(results, Mapping) and "comparison" in results:
+    lines += [*_comparison_table(results["comparison"]), "", _paper_note(config), ""]
+  table = markdown_table(results)
+  if table.count("\n") > 2:  # a header, its rule, and at least one row
+    lines += [table, note, ""] if kind != "paper" else [table]
+  elif kind != "paper":
+    lines += [note, ""]
+  skipped = results.get("skipped_protocols") if isinstance(results, Mapping) else None
+  if isinstance(skipped, Mapping) and skipped:
+    lines += [
+      "Not run (the splits are too small): " + "; ".join(f"{p}: {why}" for p, why in sorted(skipped.items())),
+      "",
+    ]
+  steps = one.get("steps", one.get("stages")) if isinstance(results, Mapping) else None
+  if isinstance(steps, list):
+    lines += [*_steps_table(steps), ""]
+  return "\n".join(lines).rstrip("\n") + "\n"
+
+
+def report_kind(results: Mapping) -> str | None:
+  """The report kind of a results dict: its pipeline's `pipeline.report`, or its (single-stage) job; results
+  written before `config.job` name it by their `config.stage`."""
   config = results.get("config")
-  return config.get("stage") if isinstance(config, Mapping) else None
+  if not isinstance(config, Mapping):
+    return None
+  if "job" not in config:
+    return _LEGACY_KINDS.get(config.get("stage"), config.get("stage"))
+  if config["job"] == "pipeline":
+    return config.get("pipeline", {}).get("report")
+  return config["job"]
 
 
 def _load(workdir: pathlib.Path) -> dict:
@@ -141,12 +290,12 @@ def _load(workdir: pathlib.Path) -> dict:
     raise ValueError(f"{path}: not valid JSON ({e.msg} at line {e.lineno}, column {e.colno})") from None
 
 
-def write_report(workdir: str | pathlib.Path, results: Mapping | None = None, stage: str | None = None) -> str:
-  """Writes workdir/report.md (atomically) from `results` (default: workdir/results.json) of a `stage` job
-  (default: the stage recorded in the results' config); returns its text."""
+def write_report(workdir: str | pathlib.Path, results: Mapping | None = None, kind: str | None = None) -> str:
+  """Writes workdir/report.md (atomically) from `results` (default: workdir/results.json) of report `kind`
+  (default: the one recorded in the results' config); returns its text."""
   workdir = pathlib.Path(workdir)
   results = _load(workdir) if results is None else results
-  text = render(results, stage or _stage(results))
+  text = render(results, kind)
   io.write_text_atomic(workdir / "report.md", text)
   return text
 
@@ -158,17 +307,17 @@ def main(argv: list[str]) -> int:
   workdirs = parser.parse_args(argv).workdirs
   missing = [str(w) for w in workdirs if not (w / "results.json").is_file()]
   if missing:
-    print(f"no results.json in: {', '.join(missing)}", file=sys.stderr)
-    return 1
+    print(f"stars-jax report: no results.json in: {', '.join(missing)}", file=sys.stderr)
+    return 2
   try:
     runs = [_load(w) for w in workdirs]
   except ValueError as e:
     print(f"stars-jax report: {e}", file=sys.stderr)
-    return 1
+    return 2
   if len(workdirs) == 1:
     print(write_report(workdirs[0], runs[0]), end="")
   else:
-    default_title, _ = _REPORTS.get(_stage(runs[0]), _DEFAULT_REPORT)
+    default_title, _ = REPORTS.get(report_kind(runs[0]), _DEFAULT_REPORT)
     title = f"{default_title}, {len(workdirs)} seeds: " + ", ".join(map(str, workdirs))
-    print(render(runs, _stage(runs[0]), title), end="")
+    print(render(runs, title=title), end="")
   return 0

@@ -1,4 +1,4 @@
-"""The plan's time per stage on the devices present, from a short measured warm-up, never a constant.
+"""The plan's time per step on the devices present, from a short measured warm-up, never a constant.
 
 A training stage is built exactly as its run builds it (settings checked, data opened, sharded state created,
 step jitted with the runner's shardings); its step is compiled and `steps` further steps on real batches are
@@ -9,8 +9,8 @@ and one checkpoint save of the warm-up state. The estimate of the remaining run 
   setup + step compile + remaining steps x step + evaluations x (batches per evaluation x eval batch)
   + eval compile + (checkpoint saves + restores) x save
 
-where evaluations, saves and remaining steps follow the stage's run length, intervals and newest checkpoint.
-kNN and few-shot stages time their encoder's feature batches and count the batches of their splits.
+where evaluations, saves and remaining steps follow the step's run length, intervals and newest checkpoint.
+kNN, few-shot and probe steps time their encoder's feature batches and count the batches of their splits.
 """
 
 import math
@@ -21,31 +21,30 @@ import time
 from typing import Any
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from stars_jax import sharding
 from stars_jax.data import npz, sources
 from stars_jax.data import pipeline as data_pipeline
-from stars_jax.evaluate import features
+from stars_jax.evaluate import features, probe
 from stars_jax.models import factory
 from stars_jax.pipeline.inputs import fewshot_classes
-from stars_jax.pipeline.stages import Stage
+from stars_jax.pipeline.steps import Step
 from stars_jax.train import checkpoint, classify, pretrain, runner, tune
 
 
-def build(stage: Stage, mesh: jax.sharding.Mesh) -> runner.Stage:
+def build(step: Step, mesh: jax.sharding.Mesh) -> runner.Stage:
   """The runner stage of a training kind, as its run builds it (settings are checked here)."""
-  if stage.kind == "pretrain":
-    return pretrain.stage(stage.config)
-  if stage.kind == "tune":
-    return tune.stage(stage.config, mesh)
-  return classify.stage(stage.config, None, stage.kind, init={})
+  if step.kind == "pretrain":
+    return pretrain.stage(step.config)
+  if step.kind == "tune":
+    return tune.stage(step.config, mesh)
+  return classify.stage(step.config, None, step.kind, init={})
 
 
-def resume_step(stage: Stage) -> int:
-  """The step a relaunch resumes from: the newest complete checkpoint under WORKDIR/<stage>/checkpoints, or 0."""
-  directory = stage.workdir / "checkpoints"
+def resume_step(step: Step) -> int:
+  """The step a relaunch resumes from: the newest complete checkpoint under WORKDIR/<step>/checkpoints, or 0."""
+  directory = step.workdir / "checkpoints"
   steps = [int(p.name) for p in directory.iterdir() if p.name.isdigit()] if directory.is_dir() else []
   return max(steps, default=0)
 
@@ -95,30 +94,30 @@ def _batches(num_samples: int, batch_size: int) -> int:
   return math.ceil(num_samples / batch_size)
 
 
-def _evaluation(stage: Stage, st: runner.Stage) -> tuple[int, int, int]:
+def _evaluation(step: Step, st: runner.Stage) -> tuple[int, int, int]:
   """(eval batch size, batches per evaluation, epochs between evaluations) of a training stage's evaluation hook
-  (the STARS kNN monitor, the downstream test accuracy); batches 0 for a stage without one. Their heads are small
+  (the STARS kNN monitor, the downstream test accuracy); batches 0 for a step without one. Their heads are small
   next to the encoder, so an evaluation batch is timed as the encoder's pooled features of one batch."""
-  c = stage.config
-  if stage.kind == "tune":
+  c = step.config
+  if step.kind == "tune":
     m = c.stars.monitor
     test = len(sources.open_seen_split(c.data, "test")) if m.split == "test" else 0
     return m.batch_size, _batches(len(st.train_split), m.batch_size) + _batches(test, m.batch_size), m.every_epochs
-  if stage.kind in ("linear", "finetune"):
-    g = c[stage.kind]
+  if step.kind in ("linear", "finetune"):
+    g = c[step.kind]
     test = len(sources.open_seen_split(c.data, "test"))
     return g.eval_batch_size, _batches(test, g.eval_batch_size), g.eval_every_epochs
   return 0, 0, 1
 
 
-def training(stage: Stage, mesh: jax.sharding.Mesh, steps: int) -> dict[str, Any]:
+def training(step: Step, mesh: jax.sharding.Mesh, steps: int) -> dict[str, Any]:
   """Measured warm-up and estimate of a training stage (pretrain, tune, linear, finetune)."""
-  c = stage.config
-  g = c[stage.group]
+  c = step.config
+  g = c[step.group]
   t0 = time.perf_counter()
-  st = build(stage, mesh)
+  st = build(step, mesh)
   spe, total = runner.run_length(g, len(st.train_split))
-  start = min(resume_step(stage), total)
+  start = min(resume_step(step), total)
   state, step_fn = runner.compile_stage(st, mesh, c.sharding)  # as the run will
   data_iter = data_pipeline.train_iterator(
     st.train_split,
@@ -139,22 +138,22 @@ def training(stage: Stage, mesh: jax.sharding.Mesh, steps: int) -> dict[str, Any
     jax.block_until_ready((state, metrics))
     times.append(time.perf_counter() - t)
   data_iter.close()
-  stage.workdir.parent.mkdir(parents=True, exist_ok=True)
-  save_s = _save_seconds(state, stage.workdir.parent)
-  eval_bs, eval_batches, every_epochs = _evaluation(stage, st)
+  step.workdir.parent.mkdir(parents=True, exist_ok=True)
+  save_s = _save_seconds(state, step.workdir.parent)
+  eval_bs, eval_batches, every_epochs = _evaluation(step, st)
   eval_compile_s = eval_batch_s = 0.0
   evaluations = 0
   if eval_batches and start < total:
-    fn, params = encoder_fn(stage, mesh)
+    fn, params = encoder_fn(step, mesh)
     eval_compile_s, eval_batch_s = _time_batches(fn, params, st.train_split, eval_bs, mesh, min(steps, 3))
     evaluations = _multiples(spe * every_epochs, start, total)
-    if stage.kind != "tune" and total % (spe * every_epochs):
+    if step.kind != "tune" and total % (spe * every_epochs):
       evaluations += 1  # the final evaluation (AccuracyHook.finish)
   interval = runner.checkpoint_interval(g, spe)
   keep = {e * spe for e in g.keep_epochs if start < e * spe <= total and (e * spe) % interval}
   saves = _multiples(interval, start, total) + (total % interval != 0) + len(keep)
-  saves += evaluations if stage.kind == "tune" else 0  # the monitor's best state (at most every evaluation)
-  restores = int(bool(stage.inputs or start)) + int(stage.kind == "tune")  # init or resume; the selected state
+  saves += evaluations if step.kind == "tune" else 0  # the monitor's best state (at most every evaluation)
+  restores = int(bool(step.inputs or start)) + int(step.kind == "tune")  # init or resume; the selected state
   step_s = statistics.mean(times[1:])
   remaining = total - start
   estimate = (
@@ -185,38 +184,36 @@ def training(stage: Stage, mesh: jax.sharding.Mesh, steps: int) -> dict[str, Any
   }
 
 
-def encoder_fn(stage: Stage, mesh: jax.sharding.Mesh):
+def encoder_fn(step: Step, mesh: jax.sharding.Mesh):
   """(jitted pooled-feature fn, a random encoder's parameters, replicated): the frozen protocols' features."""
-  c = stage.config
-  encoder = factory.encoder(c)
-  clip = jnp.zeros((1, 2, c.data.window, c.model.num_joints, 3))  # (N, M, T, V, C)
-  init_key, _ = jax.random.split(jax.random.PRNGKey(c.seed + 1))
-  params = jax.jit(encoder.init, out_shardings=sharding.replicated(mesh))(init_key, clip)["params"]
-  return features.make_embed_fn(encoder, c.data, mesh), params
+  c = step.config
+  return features.make_embed_fn(factory.encoder(c), c.data, mesh), probe.random_encoder(c, mesh)
 
 
-def frozen_splits(stage: Stage) -> dict[str, npz.SkeletonSplit]:
-  """The splits a kNN stage (the seen classes) or a few-shot stage (its novel classes only) extracts."""
-  data = stage.config.data
-  if stage.kind != "fewshot":
+def frozen_splits(step: Step) -> dict[str, npz.SkeletonSplit]:
+  """The splits a step extracts: a kNN step the seen classes, a few-shot step its novel classes only, a probe all."""
+  data = step.config.data
+  if step.kind == "probe":
+    return {s: sources.open_split(data, s) for s in npz.SPLITS}
+  if step.kind != "fewshot":
     return {s: sources.open_seen_split(data, s) for s in npz.SPLITS}
-  classes = np.asarray(fewshot_classes(stage))
+  classes = np.asarray(fewshot_classes(step))
   opened = {s: sources.open_split(data, s) for s in npz.SPLITS}
   return {s: npz.take(split, np.flatnonzero(np.isin(split.labels, classes))) for s, split in opened.items()}
 
 
-def frozen(stage: Stage, mesh: jax.sharding.Mesh, steps: int, batch_size: int) -> dict[str, Any]:
-  """Measured warm-up and estimate of a stage that extracts frozen features of its encoders (kNN, few-shot, the
+def frozen(step: Step, mesh: jax.sharding.Mesh, steps: int, batch_size: int) -> dict[str, Any]:
+  """Measured warm-up and estimate of a step that extracts frozen features of its encoders (kNN, few-shot, the
   cached linear probe): batches of every split, for every encoder."""
   t0 = time.perf_counter()
-  fn, params = encoder_fn(stage, mesh)
-  splits = frozen_splits(stage)
+  fn, params = encoder_fn(step, mesh)
+  splits = frozen_splits(step)
   setup_s = time.perf_counter() - t0
   compile_s, batch_s = _time_batches(fn, params, splits["train"], batch_size, mesh, min(steps, 3))
-  batches = sum(_batches(len(s), batch_size) for s in splits.values()) * max(len(stage.inputs), 1)
+  batches = sum(_batches(len(s), batch_size) for s in splits.values()) * max(len(step.inputs), 1)
   return {
     "clips": {name: len(s) for name, s in splits.items()},
-    "encoders": len(stage.inputs),
+    "encoders": len(step.inputs),
     "measured": {"setup_s": setup_s, "compile_s": compile_s, "eval_batch_s": batch_s},
     "eval_batches_total": batches,
     "estimate_s": setup_s + compile_s + batches * batch_s,

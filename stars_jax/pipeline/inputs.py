@@ -1,5 +1,5 @@
 """Every input of a pipeline checked before its first step, so a typo fails in seconds naming the file and key:
-each dataset's splits (keys, shapes, dtype, one-hot labels, via the readers) against the class ids the stages
+each dataset's splits (keys, shapes, dtype, one-hot labels, via the readers) against the class ids the steps
 use, and each checkpoint directory given as an input (a readable checkpoint holding this model's encoder)."""
 
 import pathlib
@@ -9,26 +9,27 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from stars_jax import errors
 from stars_jax.data import npz, sources
 from stars_jax.models import factory
-from stars_jax.pipeline.stages import Stage
+from stars_jax.pipeline.steps import Step
 from stars_jax.pytree import path_name
 from stars_jax.train import checkpoint
 
 
-class InputError(ValueError):
-  """An input file of a pipeline stage is missing or does not have the expected layout."""
+class InputError(errors.BadInput, ValueError):
+  """An input file of a pipeline step is missing or does not have the expected layout."""
 
 
-def dataset_summary(stage: Stage) -> dict[str, Any]:
-  """{path, train, test, classes, frames} of the stage's dataset after opening both splits (the readers check the
-  npz keys x_/y_<split>, shapes (N, T, 150) / (N, C), float32 and one-hot rows); errors name the stage."""
-  data = stage.config.data
+def dataset_summary(step: Step) -> dict[str, Any]:
+  """{path, train, test, classes, frames} of the step's dataset after opening both splits (the readers check the
+  npz keys x_/y_<split>, shapes (N, T, 150) / (N, C), float32 and one-hot rows); errors name the step."""
+  data = step.config.data
   try:
     path = sources.dataset_path(data)
     splits = {name: sources.open_split(data, name) for name in npz.SPLITS}
   except (OSError, ValueError, KeyError) as e:
-    raise InputError(f"stages.{stage.name} (data.path={data.path!r}): {e}") from e
+    raise InputError(f"steps.{step.name} (data.path={data.path!r}): {e}") from e
   widths = {s.num_classes for s in splits.values()}
   if len(widths) != 1:
     raise InputError(f"{path}: y_train and y_test have different widths {sorted(widths)}")
@@ -42,36 +43,36 @@ def dataset_summary(stage: Stage) -> dict[str, Any]:
   }
 
 
-def check_classes(stage: Stage, summary: dict[str, Any]) -> None:
-  """The class ids a stage names (held-out, few-shot, head width) exist in its dataset."""
-  c, width, path = stage.config, summary["classes"], summary["path"]
+def check_classes(step: Step, summary: dict[str, Any]) -> None:
+  """The class ids a step names (held-out, few-shot, head width) exist in its dataset."""
+  c, width, path = step.config, summary["classes"], summary["path"]
   held_out = tuple(c.data.held_out_classes)
   if held_out and max(held_out) >= width:
-    raise InputError(f"stages.{stage.name}: data.held_out_classes={held_out} but {path} has {width} classes")
-  if stage.group in ("linear", "finetune") and 0 < c[stage.group].num_classes < width:
+    raise InputError(f"steps.{step.name}: data.held_out_classes={held_out} but {path} has {width} classes")
+  if step.group in ("linear", "finetune") and 0 < c[step.group].num_classes < width:
     raise InputError(
-      f"stages.{stage.name}.{stage.group}.num_classes={c[stage.group].num_classes} is narrower than the "
+      f"steps.{step.name}.{step.group}.num_classes={c[step.group].num_classes} is narrower than the "
       f"{width} label columns of {path} (y_train)"
     )
-  if stage.kind == "fewshot":
-    classes = fewshot_classes(stage)
+  if step.kind == "fewshot":
+    classes = fewshot_classes(step)
     if not classes:
-      raise InputError(f"stages.{stage.name}.classes and data.held_out_classes are both empty: no novel classes")
+      raise InputError(f"steps.{step.name}.classes and data.held_out_classes are both empty: no novel classes")
     for split in npz.SPLITS:
       missing = sorted(set(classes) - set(summary["labels"][split]))
       if missing:
-        raise InputError(f"stages.{stage.name}.classes: {path} has no {split} samples of classes {missing[:10]}")
+        raise InputError(f"steps.{step.name}.classes: {path} has no {split} samples of classes {missing[:10]}")
 
 
-def fewshot_classes(stage: Stage) -> tuple[int, ...]:
-  """The novel classes of a few-shot stage: its `classes`, or else `data.held_out_classes`."""
-  return tuple(stage.config.frozen.classes) or tuple(stage.config.data.held_out_classes)
+def fewshot_classes(step: Step) -> tuple[int, ...]:
+  """The novel classes of a few-shot step: its `classes`, or else `data.held_out_classes`."""
+  return tuple(step.config.frozen.classes) or tuple(step.config.data.held_out_classes)
 
 
-def encoder_shapes(stage: Stage) -> dict[str, tuple[int, ...]]:
-  """'params/<path>' -> shape of the encoder the stage's model config builds (abstract: nothing is computed)."""
-  clip = jnp.zeros((1, 2, stage.config.data.window, stage.config.model.num_joints, 3))  # (N, M, T, V, C)
-  abstract = jax.eval_shape(factory.encoder(stage.config).init, jax.random.PRNGKey(0), clip)["params"]
+def encoder_shapes(step: Step) -> dict[str, tuple[int, ...]]:
+  """'params/<path>' -> shape of the encoder the step's model config builds (abstract: nothing is computed)."""
+  clip = jnp.zeros((1, 2, step.config.data.window, step.config.model.num_joints, 3))  # (N, M, T, V, C)
+  abstract = jax.eval_shape(factory.encoder(step.config).init, jax.random.PRNGKey(0), clip)["params"]
   flat = jax.tree_util.tree_flatten_with_path({"params": abstract})[0]
   return {path_name(p): tuple(v.shape) for p, v in flat}
 

@@ -128,6 +128,11 @@ def check_finite(tree: Any, where: str | pathlib.Path) -> None:
       )
 
 
+def has_checkpoint(directory: str | pathlib.Path) -> bool:
+  """Whether `directory` holds a complete checkpoint."""
+  return bool(_steps(pathlib.Path(directory)))
+
+
 def _steps(directory: pathlib.Path) -> list[int]:
   """The complete steps under `directory`, oldest first (temporary and set-aside directories are not digits)."""
   return sorted(int(p.name) for p in directory.iterdir() if p.name.isdigit()) if directory.is_dir() else []

@@ -85,7 +85,8 @@ def first_non_finite(first: jax.Array, metrics: dict[str, jax.Array], step: jax.
 
 # Settings a resumed run may change: they change how it runs, not what it computes.
 RESUMABLE_CHANGES = (
-  "stage",
+  "job",
+  "stage",  # what `job` was called in checkpoints written before it
   "allow_config_change",
   "evaluate",
   "sharding",

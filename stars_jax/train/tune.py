@@ -20,7 +20,7 @@ OBJECTIVES = {"nnclr": nnclr.objective, "moco": moco.objective, "dino": dino.obj
 
 def stage(config: ml_collections.ConfigDict, mesh: jax.sharding.Mesh) -> runner.Stage:
   """The tuning stage of `config.stars.objective`; its settings are checked here, before anything trains (also
-  before stage 1 of a `pretrain_tune` job)."""
+  before the first step of a pipeline trains)."""
   name = config.stars.objective
   if name not in OBJECTIVES:
     raise ValueError(f"stars.objective={name!r}; choose one of {tuple(OBJECTIVES)}")

@@ -1,11 +1,12 @@
-"""results.json -> markdown table: rows, Δ, best/last labels, skipped entries, seed aggregation, title per job
-stage, CLI."""
+"""results.json -> report.md: rows, Δ, best/last labels, skipped entries, seed aggregation, title per report kind
+(also of run directories written before the pipeline ran every multi-stage job), a pipeline's steps, CLI."""
 
 import json
 import sys
 
 import pytest
 
+from stars_jax.evaluate import report as report_lib
 from stars_jax.evaluate.report import main, markdown_table, render, write_report
 
 RESULTS = {
@@ -71,26 +72,30 @@ def test_write_report_and_cli(tmp_path, capsys):
 
 
 @pytest.mark.parametrize(
-  "stage,title",
+  "recorded,title",
   [
-    ("pretrain_tune", "Stage 1 (MAMP) vs tuned (STARS) encoder"),
-    ("evaluate", "Frozen-feature protocols"),
-    ("pretrain", "Results"),
-    (None, "Results"),
+    ({"job": "pipeline", "pipeline": {"report": "main"}}, "Stage 1 (MAMP) vs tuned (STARS) encoder"),
+    ({"job": "pipeline", "pipeline": {"report": "ablation"}}, "Tuning objectives from one stage-1 encoder"),
+    ({"job": "evaluate"}, "Frozen-feature protocols"),
+    ({"job": "pretrain"}, "Results"),
+    ({"stage": "pretrain_tune"}, "Stage 1 (MAMP) vs tuned (STARS) encoder"),  # written before `config.job`
+    ({"stage": "ablation"}, "Tuning objectives from one stage-1 encoder"),
+    ({"stage": "evaluate"}, "Frozen-feature protocols"),
+    ({}, "Results"),
   ],
 )
-def test_title_follows_the_stage_recorded_in_the_results(tmp_path, stage, title):
-  config = {**RESULTS["config"], **({"stage": stage} if stage else {})}
+def test_title_follows_the_job_recorded_in_the_results(tmp_path, recorded, title):
+  config = {**RESULTS["config"], **recorded}
   text = write_report(tmp_path, {**RESULTS, "config": config})  # given results: no results.json needed
   assert text.startswith(f"# {title}\n\n{TABLE}\n")
   assert (tmp_path / "report.md").read_text() == text
   assert not (tmp_path / "results.json").exists()
 
 
-def test_explicit_stage_and_title_win(tmp_path):
-  recorded = {**RESULTS, "config": {**RESULTS["config"], "stage": "evaluate"}}
-  assert write_report(tmp_path, recorded, stage="pretrain_tune") == render(RESULTS, "pretrain_tune")
-  assert render(RESULTS, "pretrain_tune").startswith("# Stage 1 (MAMP) vs tuned (STARS) encoder\n")
+def test_explicit_kind_and_title_win(tmp_path):
+  recorded = {**RESULTS, "config": {**RESULTS["config"], "job": "evaluate"}}
+  assert write_report(tmp_path, recorded, kind="main") == render(RESULTS, "main")
+  assert render(RESULTS, "main").startswith("# Stage 1 (MAMP) vs tuned (STARS) encoder\n")
   assert render(RESULTS, "evaluate", title="Mine").startswith(f"# Mine\n\n{TABLE}\n")
 
 
@@ -103,7 +108,7 @@ def test_cli_several_seeds_and_missing(tmp_path, capsys):
   assert "| knn1 | 62.00 ± 2.83 |" in out
   assert out.startswith(f"# Results, 2 seeds: {tmp_path / '0'}, {tmp_path / '1'}\n")
   assert not (tmp_path / "0" / "report.md").exists()
-  assert main([str(tmp_path / "0"), str(tmp_path / "missing")]) == 1
+  assert main([str(tmp_path / "0"), str(tmp_path / "missing")]) == 2
 
 
 def test_subcommand_entry_point(tmp_path, monkeypatch, capsys):
@@ -119,7 +124,36 @@ def test_subcommand_entry_point(tmp_path, monkeypatch, capsys):
 
 def test_broken_results_json_is_one_line_naming_the_file(tmp_path, capsys):
   (tmp_path / "results.json").write_text('{"knn1": {"stage1": 70.0,')
-  assert main([str(tmp_path)]) == 1
+  assert main([str(tmp_path)]) == 2
   err = capsys.readouterr().err.strip()
   assert err.startswith("stars-jax report: ") and f"{tmp_path}/results.json: not valid JSON" in err
   assert len(err.splitlines()) == 1
+
+
+STEP = {"name": "stage1", "kind": "pretrain", "status": "ran", "wall_s": 90.0, "estimate_s": None}
+
+
+def test_a_pipeline_report_lists_its_steps_and_the_protocols_it_could_not_run():
+  results = {
+    **RESULTS,
+    "config": {"job": "pipeline", "pipeline": {"report": "main"}},
+    "steps": [{**STEP, "devices": 1, "device_kind": "cpu"}, {"name": "linear", "kind": "linear", "status": "disabled"}],
+    "skipped_protocols": {"silhouette": "needs 2 <= classes <= clips - 1 on the test split"},
+  }
+  text = render(results)
+  assert text.startswith(f"# Stage 1 (MAMP) vs tuned (STARS) encoder\n\n{TABLE}\n")
+  assert "Not run (the splits are too small): silhouette: needs 2 <= classes <= clips - 1" in text
+  assert "| stage1 | pretrain | ran | 1.5 min | — | 1 × cpu |" in text and "| linear | linear | disabled | — |" in text
+
+
+def test_a_paper_row_written_before_config_job_still_reports():
+  """The layout of a paper-row run directory before the pipeline ran every job: config.stage, stages, comparison."""
+  comparison = report_lib.compare("ntu60", "xsub", {"knn1": 80.4, "linear": 86.6})
+  stars_step = {"kind": "tune", "enabled": True, "stars": {"monitor": {"split": "val"}}}
+  old = {"config": {"stage": "pipeline", "stages": {"tune_merged": stars_step}}, "comparison": comparison}
+  old.update(paper={"dataset": "ntu60", "split": "xsub"}, stages=[STEP])
+  text = render(old)
+  assert text.startswith("# Paper row: ntu60 xsub\n")
+  assert "| kNN-1 (knn_eval, SPEC §4.10) | 80.40 | 79.90 | +0.50 | — |" in text
+  assert "| 86.60 | 87.10 | -0.50 | 85.00 |" in text  # linear: ours, STARS' and MAMP's published numbers
+  assert "selects on the 'val' split" in text and "| stage1 | pretrain | ran | 1.5 min |" in text
