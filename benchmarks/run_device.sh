@@ -9,8 +9,8 @@
 #   SMOKE=1 bash benchmarks/run_device.sh                     # every stage at tiny sizes on a CPU
 #
 # Environment:
-#   BUDGET    seconds for the whole run (default 420). Each stage has a limit (`timeout`), clipped to what is
-#             left; a stage with less left than its minimum is skipped, and the summary says so.
+#   BUDGET    seconds for the whole run (default 420; SMOKE 1800). Each stage has a limit (`timeout`), clipped to
+#             what is left; a stage with less left than its minimum is skipped, and the summary says so.
 #   OUT       output directory (default a new /tmp/run_device.*): summary.txt (one line per stage: name, rc,
 #             seconds, limit, skipped), log.txt (everything), results.tgz (each stage's JSON and log; rewritten
 #             after every stage, so a run stopped from outside keeps what it finished).
@@ -28,9 +28,10 @@
 # whole main job on configs/synthetic.py; compare_torch.py.
 set -uo pipefail
 cd "$(dirname "$0")/.."
-BUDGET=${BUDGET:-420}
 DRY=${DRY:-}
 SMOKE=${SMOKE:-}
+BUDGET=${BUDGET:-${SMOKE:+1800}}
+BUDGET=${BUDGET:-420}
 ONLY=${STAGES:-}
 py=${PY:-python3}
 T0=$SECONDS
@@ -39,13 +40,13 @@ FAILED=0
 
 if [ -n "$SMOKE" ]; then # seconds per stage on a CPU: the same commands at tiny sizes
   export JAX_PLATFORMS=cpu
-  B1=8 B2=16 PROBE=--small MIN=5
+  B1=8 B2=16 PROBE=--small MIN=5 SLOW=4 # a shared 2-core CPU compiles these 4x slower than a GPU host
   SIZES="--config=configs/synthetic.py:tiny --steps=1 --warmup=0 --host_samples=16"
   PLAN="--configs=synthetic.py:tiny --batch_sizes=4,8"
   JOB="--config=configs/synthetic.py:tiny --config.pretrain.epochs=2 --config.stars.epochs=1 --config.linear.epochs=1"
   TORCH="--batch 2 --steps 1 --warmup 0"
 else
-  B1=128 B2=256 PROBE= MIN=
+  B1=128 B2=256 PROBE= MIN= SLOW=1
   SIZES="--steps=10 --warmup=2 --host_samples=256"
   PLAN="--configs=mamp.py:ntu60_xsub --batch_sizes=64,128"
   JOB="--config=configs/synthetic.py --config.pretrain.epochs=4 --config.stars.epochs=1 --config.linear.epochs=1"
@@ -60,9 +61,9 @@ summary() { # summary NAME RC SECONDS LIMIT SKIPPED: one line of summary.txt
 }
 
 # stage NAME LIMIT MINIMUM CMD...: CMD under `timeout` (the limit clipped to what is left of BUDGET), its output
-# in NAME.log, one summary line; skipped when less than MINIMUM seconds are left (SMOKE: $MIN).
+# in NAME.log, one summary line; skipped when less than MINIMUM seconds are left (SMOKE: $MIN, the limit x $SLOW).
 stage() {
-  local name=$1 limit=$2 minimum=${MIN:-$3} left t start rc
+  local name=$1 limit=$(($2 * SLOW)) minimum=${MIN:-$3} left t start rc
   shift 3
   if [ -n "$ONLY" ] && [[ ",$ONLY," != *",$name,"* ]]; then return; fi
   if [ -n "$DRY" ]; then left=$((BUDGET - PLANNED)); else left=$((BUDGET - (SECONDS - T0))); fi
@@ -100,7 +101,9 @@ setup() { # the host's JAX, the carried wheels in a temporary site, this checkou
   export PYTHONUNBUFFERED=1 TF_CPP_MIN_LOG_LEVEL=1
   # GEMM / fusion autotuning results shared by the processes below (the same shapes recur).
   [ -n "$SMOKE" ] || export XLA_FLAGS="--xla_gpu_per_fusion_autotune_cache_dir=$WORK/xla_autotune ${XLA_FLAGS:-}"
-  $py -c 'import grain, ml_collections, tensorboardX, stars_jax.main' || exit 4
+  $py -c 'import importlib.util as u, sys
+missing = [m for m in ("jax", "grain", "ml_collections", "tensorboardX", "stars_jax") if u.find_spec(m) is None]
+sys.exit(f"not importable: {missing} (WHEELS=DIR from benchmarks/device_wheels.sh?)" if missing else 0)' || exit 4
   nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=csv,noheader 2>/dev/null || true
 }
 
