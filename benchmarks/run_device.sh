@@ -83,7 +83,7 @@ stage() {
   rc=$?
   [ "$rc" -eq 0 ] || FAILED=$((FAILED + 1))
   summary "$name" "$rc" $((SECONDS - start)) "$t" no
-  grep -E 'ms/step|TFLOP/s|largest batch|^\||Wrote .*results.json|Error|error:' "$RES/$name.log" | tail -8
+  grep -E 'ms/step|TFLOP/s|cuDNN|largest batch|^\||Wrote .*results.json|Error|error:' "$RES/$name.log" | tail -8
   tar -czf "$OUT/results.tgz" -C "$WORK" results
 }
 
