@@ -82,7 +82,7 @@ stage() {
   timeout -k 5 "$t" "$@" >"$RES/$name.log" 2>&1
   rc=$?
   [ "$rc" -eq 0 ] || FAILED=$((FAILED + 1))
-  summary "$name" "$rc" $((SECONDS - start)) "$t" no
+  summary "$name" "$rc" $((SECONDS - start)) "$t" "no$([ "$rc" -eq 124 ] || [ "$rc" -eq 137 ] && echo ' (timed out)')"
   grep -E 'ms/step|TFLOP/s|cuDNN|largest batch|^\||Wrote .*results.json|Error|error:' "$RES/$name.log" | tail -8
   tar -czf "$OUT/results.tgz" -C "$WORK" results
 }
@@ -139,6 +139,7 @@ stages() {
 
 if [ -n "$DRY" ]; then
   WORK='$WORK' RES='$WORK/results' # shown as such in the commands
+  [ -z "${WHEELS:-}" ] || echo "DRY setup: $py -m pip install --no-index --no-deps --target \$WORK/site $WHEELS/*.whl"
   stages
   echo "DRY total ${PLANNED}s of budget ${BUDGET}s (every stage at its limit)"
   exit 0
