@@ -150,7 +150,7 @@ def write_npz(path: pathlib.Path, raw: np.ndarray) -> pathlib.Path:
 
 
 def bench_train_step(config, raw: np.ndarray, steps: int, warmup: int) -> dict:
-  """The pretraining stage's step, its state created and the step jitted as `runner.run` does."""
+  """The stage's step (MAMP or STARS, by --stage), its state created and the step jitted as `runner.run` does."""
   mesh = sharding.make_mesh()
   stage = pretrain.stage(config) if _STAGE.value == "mamp" else tune.stage(config, mesh)
   t = time.perf_counter()
