@@ -1,6 +1,7 @@
 """Side-by-side training-step throughput: our jitted step vs the official PyTorch model's step.
 
   python benchmarks/compare_torch.py --torch-reference DIR [--stages mamp stars] [--batch 8] [--steps 3]
+      [--precision tf32|fp32] [--runs ours-float32 ours-bfloat16 torch-float32]
 
 DIR holds checkouts DIR/MAMP and DIR/STARS (imported by path; nothing is copied). Same model size (NTU-60:
 256-d, 8 blocks, decoder 3, 120 frames), batch and device for both. Each run is a fresh subprocess so that peak
@@ -11,7 +12,12 @@ memory is its own: on CPU the process's peak RSS, on GPU the framework's peak de
   stars  'merged' recipe, queue 32768. ours: `tune.train_step` (one encoder pass, SPEC §4.4); official:
          SkeletonNNCLR.forward(x, x, ids) (two encoder passes) + backward + per-tensor clipping + AdamW.
 Ours is the stage's step (`pretrain.stage` / `tune.stage`), its state created and the step jitted as `runner.run`
-does. Results: benchmarks/results/compare_torch_<device>.json and a Markdown table on stdout.
+does. `--precision` sets the float32 matmuls of both sides alike: tf32 (JAX jax_default_matmul_precision
+'tensorfloat32'; torch allow_tf32 for matmuls and cuDNN, float32 matmul precision 'high') or fp32 (strict:
+'highest' on both). A CPU has no TF32, so there both are plain float32; each row's `precision` label says which
+ran. A worker that fails is recorded with the end of its stderr (also printed) and the others still run; the exit
+status is then 1. Results (rewritten after every run): benchmarks/results/compare_torch_<device>_<precision>.json
+and a Markdown table on stdout.
 """
 
 import argparse
@@ -27,6 +33,36 @@ import time
 
 CONFIGS = pathlib.Path(__file__).resolve().parents[1] / "configs"
 RESULTS = pathlib.Path(__file__).parent / "results"
+RUNS = ("ours-float32", "ours-bfloat16", "torch-float32")
+# --precision -> (jax_default_matmul_precision, torch allow_tf32, torch.set_float32_matmul_precision)
+PRECISIONS = {"tf32": ("tensorfloat32", True, "high"), "fp32": ("highest", False, "highest")}
+STDERR_LINES = 30  # of a failed worker, kept in its row and printed
+
+
+def precision_label(precision: str, platform: str) -> str:
+  """What `precision` means on `platform` ('gpu', 'cpu', ...): TF32 exists only on NVIDIA GPUs."""
+  if platform != "gpu":
+    return f"float32 ({platform}: no TF32, tf32 and fp32 are both plain float32)"
+  return "TF32 matmuls (both)" if precision == "tf32" else "strict FP32 matmuls (both)"
+
+
+def jax_precision(precision: str) -> str:
+  """Sets JAX's float32 matmul precision for `precision`; returns its label on this device."""
+  import jax
+
+  jax.config.update("jax_default_matmul_precision", PRECISIONS[precision][0])
+  return precision_label(precision, jax.devices()[0].platform)
+
+
+def torch_precision(precision: str, cuda: bool) -> str:
+  """Sets torch's float32 matmul and cuDNN precision for `precision`; returns its label on this device."""
+  import torch
+
+  _, tf32, matmul = PRECISIONS[precision]
+  torch.backends.cuda.matmul.allow_tf32 = tf32
+  torch.backends.cudnn.allow_tf32 = tf32
+  torch.set_float32_matmul_precision(matmul)
+  return precision_label(precision, "gpu" if cuda else "cpu")
 
 
 def _peak_rss_mib() -> float:
@@ -44,7 +80,7 @@ def _timed(step, steps: int, warmup: int) -> list[float]:
   return times
 
 
-def run_ours(stage: str, dtype: str, batch: int, steps: int, warmup: int) -> dict:
+def run_ours(stage: str, dtype: str, batch: int, steps: int, warmup: int, precision: str) -> dict:
   import tempfile
 
   import jax
@@ -54,6 +90,7 @@ def run_ours(stage: str, dtype: str, batch: int, steps: int, warmup: int) -> dic
   from stars_jax.train import pretrain, tune
   from stars_jax.train import state as state_lib
 
+  label = jax_precision(precision)
   mesh = sharding.make_mesh()
   rng = np.random.default_rng(0)
   x = np.cumsum(rng.normal(scale=0.01, size=(batch, 300, 150)), axis=1).astype(np.float32)
@@ -90,12 +127,13 @@ def run_ours(stage: str, dtype: str, batch: int, steps: int, warmup: int) -> dic
   stats = device.memory_stats() or {}
   return {
     "device": device.device_kind,
+    "precision": label,
     "step_s": times,
     "peak_device_mib": stats.get("peak_bytes_in_use", 0) / 2**20 or None,
   }
 
 
-def run_torch(stage: str, root: str, batch: int, steps: int, warmup: int) -> dict:
+def run_torch(stage: str, root: str, batch: int, steps: int, warmup: int, precision: str) -> dict:
   import numpy as np
   import torch
 
@@ -103,6 +141,7 @@ def run_torch(stage: str, root: str, batch: int, steps: int, warmup: int) -> dic
 
   official = parity.load_official(root)
   device = "cuda" if torch.cuda.is_available() else "cpu"
+  label = torch_precision(precision, device == "cuda")
   torch.set_num_threads(parity.torch_threads())
   torch.manual_seed(0)
   rng = np.random.default_rng(0)
@@ -169,6 +208,7 @@ def run_torch(stage: str, root: str, batch: int, steps: int, warmup: int) -> dic
   peak = torch.cuda.max_memory_allocated() / 2**20 if device == "cuda" else None
   return {
     "device": name,
+    "precision": label,
     "torch": torch.__version__,
     "threads": torch.get_num_threads(),
     "step_s": times,
@@ -185,23 +225,42 @@ def _cpu_name() -> str:
 
 
 def worker(args) -> None:
+  sizes = (args.batch, args.steps, args.warmup, args.precision)
   if args.worker.startswith("ours"):
-    result = run_ours(args.stage, args.worker.split("-")[1], args.batch, args.steps, args.warmup)
+    result = run_ours(args.stage, args.worker.split("-")[1], *sizes)
   else:
-    result = run_torch(args.stage, args.torch_reference, args.batch, args.steps, args.warmup)
+    result = run_torch(args.stage, args.torch_reference, *sizes)
   result["peak_rss_mib"] = _peak_rss_mib()
   result["load_avg_1m_after"] = os.getloadavg()[0]  # the machine may be shared: step times scale with it
   print("RESULT " + json.dumps(result))
+
+
+def run_worker(args, stage: str, name: str) -> dict:
+  """One run in a fresh subprocess: its RESULT row, or on failure a row with the end of its stderr."""
+  cmd = [sys.executable, __file__, "--worker", name, "--stage", stage, "--torch-reference", args.torch_reference]
+  cmd += ["--batch", str(args.batch), "--steps", str(args.steps), "--warmup", str(args.warmup)]
+  proc = subprocess.run(cmd + ["--precision", args.precision], capture_output=True, text=True)
+  lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
+  if proc.returncode or not lines:
+    tail = "\n".join(proc.stderr.splitlines()[-STDERR_LINES:])
+    print(f"{stage} {name} failed (exit {proc.returncode}); its stderr ends:\n{tail}", file=sys.stderr)
+    return {"stage": stage, "run": name, "precision": args.precision, "returncode": proc.returncode, "error": tail}
+  result = json.loads(lines[-1][7:])
+  median = sorted(result["step_s"])[len(result["step_s"]) // 2]
+  print(f"{stage} {name} ({result['precision']}): {1e3 * median:.0f} ms/step", file=sys.stderr)
+  return {"stage": stage, "run": name, "clips_per_s": args.batch / median, "step_ms": 1e3 * median, **result}
 
 
 def main() -> None:
   parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
   parser.add_argument("--torch-reference", required=True, help="directory with MAMP/ and STARS/ checkouts")
   parser.add_argument("--stages", nargs="+", default=["mamp", "stars"], choices=["mamp", "stars"])
+  parser.add_argument("--runs", nargs="+", default=list(RUNS), choices=RUNS, help="which steps to time")
+  parser.add_argument("--precision", default="tf32", choices=sorted(PRECISIONS), help="float32 matmuls, both sides")
   parser.add_argument("--batch", type=int, default=8, help="clips per step (x 2 persons)")
   parser.add_argument("--steps", type=int, default=3)
   parser.add_argument("--warmup", type=int, default=1, help="untimed steps first (compilation for ours)")
-  parser.add_argument("--out", default=None, help="JSON path (default results/compare_torch_<device>.json)")
+  parser.add_argument("--out", default=None, help="JSON path (default results/compare_torch_<device>_<precision>.json)")
   parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)
   parser.add_argument("--stage", default=None, help=argparse.SUPPRESS)
   args = parser.parse_args()
@@ -210,60 +269,53 @@ def main() -> None:
     return
   rows = []
   started, load_start = datetime.datetime.now().astimezone().isoformat(timespec="seconds"), os.getloadavg()
-  for stage in args.stages:
-    for name in ("ours-float32", "ours-bfloat16", "torch-float32"):
-      cmd = [
-        sys.executable,
-        __file__,
-        "--worker",
-        name,
-        "--stage",
-        stage,
-        "--torch-reference",
-        args.torch_reference,
-        "--batch",
-        str(args.batch),
-        "--steps",
-        str(args.steps),
-        "--warmup",
-        str(args.warmup),
-      ]
-      out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
-      result = json.loads(next(line for line in out.splitlines() if line.startswith("RESULT "))[7:])
-      median = sorted(result["step_s"])[len(result["step_s"]) // 2]
-      rows.append({"stage": stage, "run": name, "clips_per_s": args.batch / median, "step_ms": 1e3 * median, **result})
-      print(f"{stage} {name}: {1e3 * median:.0f} ms/step", file=sys.stderr)
-  for row in rows:
-    torch_row = next(r for r in rows if r["stage"] == row["stage"] and r["run"] == "torch-float32")
-    row["speedup_vs_torch_f32"] = row["clips_per_s"] / torch_row["clips_per_s"]
-  device = rows[0]["device"]
   payload = {
     "batch": args.batch,
     "steps": args.steps,
     "warmup": args.warmup,
-    "device": device,
+    "precision": args.precision,
+    "device": None,
     "date": started,
     "load_avg_start": load_start,  # os.getloadavg() (1, 5, 15 min) before and after all runs
-    "load_avg_end": os.getloadavg(),
+    "load_avg_end": None,
     "rows": rows,
   }
-  device_slug = re.sub(r"[^A-Za-z0-9]+", "_", device)
-  out = pathlib.Path(args.out) if args.out else RESULTS / f"compare_torch_{device_slug}.json"
-  out.write_text(json.dumps(payload, indent=2))
+  out = pathlib.Path(args.out) if args.out else None
+  for stage in args.stages:
+    for name in args.runs:
+      rows.append(run_worker(args, stage, name))
+      done = [r for r in rows if "error" not in r]
+      payload.update(device=done[0]["device"] if done else None, load_avg_end=os.getloadavg())
+      if out is None and done:
+        out = RESULTS / f"compare_torch_{re.sub(r'[^A-Za-z0-9]+', '_', payload['device'])}_{args.precision}.json"
+      if out is not None:
+        out.write_text(json.dumps(payload, indent=2))  # after every run: a stopped comparison keeps what it has
+  done = [r for r in rows if "error" not in r]
+  for row in done:
+    torch_row = next((r for r in done if r["stage"] == row["stage"] and r["run"] == "torch-float32"), None)
+    row["speedup_vs_torch"] = row["clips_per_s"] / torch_row["clips_per_s"] if torch_row else None
+  if out is not None:
+    out.write_text(json.dumps(payload, indent=2))
   print(
-    "| stage | run | clips/s | step ms | peak RSS MiB | peak device MiB | vs PyTorch f32 |\n"
-    "|---|---|---|---|---|---|---|"
+    "| stage | run | precision | clips/s | step ms | peak RSS MiB | peak device MiB | vs PyTorch |\n"
+    "|---|---|---|---|---|---|---|---|"
   )
   for r in rows:
+    if "error" in r:
+      print(f"| {r['stage']} | {r['run']} | {r['precision']} | failed (exit {r['returncode']}) | | | | |")
+      continue
     peak_dev = f"{r['peak_device_mib']:.0f}" if r["peak_device_mib"] else "n/a"
+    speedup = f"{r['speedup_vs_torch']:.2f}x" if r["speedup_vs_torch"] else "n/a"
     print(
-      f"| {r['stage']} | {r['run']} | {r['clips_per_s']:.2f} | {r['step_ms']:.0f} | {r['peak_rss_mib']:.0f} | "
-      f"{peak_dev} | {r['speedup_vs_torch_f32']:.2f}x |"
+      f"| {r['stage']} | {r['run']} | {r['precision']} | {r['clips_per_s']:.2f} | {r['step_ms']:.0f} | "
+      f"{r['peak_rss_mib']:.0f} | {peak_dev} | {speedup} |"
     )
   print(
-    f"\n{device}, batch {args.batch}, median of {args.steps} steps after {args.warmup} warm-up, load average "
-    f"{load_start[0]:.2f} -> {payload['load_avg_end'][0]:.2f}; wrote {out}"
+    f"\n{payload['device']}, batch {args.batch}, median of {args.steps} steps after {args.warmup} warm-up, "
+    f"load average {load_start[0]:.2f} -> {os.getloadavg()[0]:.2f}; wrote {out}"
   )
+  if len(done) < len(rows):
+    sys.exit(1)
 
 
 if __name__ == "__main__":

@@ -1,14 +1,16 @@
-"""Throughput of the MAMP pretraining step (full-size NTU-60 XSub config) on the local devices.
+"""Throughput of the MAMP pretraining step (full-size NTU-60 XSub config) on the local devices, or of the STARS
+tuning step (`--stage=stars`: the official 'merged' recipe from a random encoder).
 
   python benchmarks/pretrain_throughput.py                       # defaults per platform
   python benchmarks/pretrain_throughput.py --batch_size=256 --compute_dtype=bfloat16 --attention_impl=cudnn
   python benchmarks/pretrain_throughput.py --config=configs/mamp.py:ntu60_xsub_wide --remat --trace_dir=/tmp/trace
+  python benchmarks/pretrain_throughput.py --stage=stars --batch_size=128 --step_only
 
 Measures (1) the jitted train step exactly as training runs it (`pretrain.stage`: on-device crop/resize/rotation,
 masking, forward, backward, AdamW; created and jitted as `runner.run` does), (2) the on-device augmentation
 alone, (3) the host grain input pipeline, both on a temporary npz of random raw samples (also the stage's
 training split, so its epoch sets the learning-rate schedule), and writes everything to a JSON file. FLOP
-convention: stars_jax/train/flops.py.
+convention: stars_jax/train/flops.py (MAMP only: a STARS step reports XLA's count alone, so no MFU).
 """
 
 import datetime
@@ -26,17 +28,21 @@ import numpy as np
 from absl import app, flags
 from ml_collections import config_flags
 
-from stars_jax import sharding
+from stars_jax import config_lib, sharding
 from stars_jax.data import pipeline, transforms
 from stars_jax.data.npz import FRAME_WIDTH, open_split
 from stars_jax.models import factory
-from stars_jax.train import flops, pretrain
+from stars_jax.train import flops, pretrain, tune
 from stars_jax.train import state as state_lib
 
+CONFIGS = pathlib.Path(__file__).resolve().parents[1] / "configs"
+DEFAULT_CONFIGS = {"mamp": f"{CONFIGS}/mamp.py:ntu60_xsub", "stars": f"{CONFIGS}/stars.py:ntu60_xsub_merged"}
+_STAGE = flags.DEFINE_enum("stage", "mamp", list(DEFAULT_CONFIGS), "The step: MAMP pretraining or STARS tuning.")
 _CONFIG = config_flags.DEFINE_config_file(
   "config",
-  str(pathlib.Path(__file__).resolve().parents[1] / "configs" / "mamp.py") + ":ntu60_xsub",
-  "MAMP pretraining config file[:arg] (model, masking, window); batch and dtype come from the flags below.",
+  None,
+  "Config file[:arg] with the stage's group (model, masking, window); default: the official NTU-60 XSub "
+  "config of --stage. Batch and dtype come from the flags below.",
 )
 _BATCH = flags.DEFINE_integer("batch_size", 0, "Global batch (clips); 0: 128 on GPU/TPU, 8 on CPU.")
 _STEPS = flags.DEFINE_integer("steps", 0, "Timed steps; 0: 20 on GPU/TPU, 3 on CPU.")
@@ -144,14 +150,15 @@ def write_npz(path: pathlib.Path, raw: np.ndarray) -> pathlib.Path:
 
 
 def bench_train_step(config, raw: np.ndarray, steps: int, warmup: int) -> dict:
-  """The pretraining stage's step, its state created and the step jitted as `runner.run` does."""
+  """The stage's step (MAMP or STARS, by --stage), its state created and the step jitted as `runner.run` does."""
   mesh = sharding.make_mesh()
-  stage = pretrain.stage(config)
+  stage = pretrain.stage(config) if _STAGE.value == "mamp" else tune.stage(config, mesh)
   t = time.perf_counter()
   state, shardings = state_lib.create_sharded(stage.create, mesh, config.sharding, stage.rules)
   jax.block_until_ready(state)
   init_s = time.perf_counter() - t
-  x = sharding.global_batch({"x": raw}, mesh)
+  fields = {"x": raw, "index": np.arange(len(raw), dtype=np.int32)}  # STARS' queue reads the clips' indices
+  x = sharding.global_batch({k: fields[k] for k in stage.feed}, mesh)
   step_fn = jax.jit(
     stage.step,
     in_shardings=(shardings, sharding.batch_sharding(mesh)),
@@ -243,9 +250,8 @@ def bench_augmentation(config, raw: np.ndarray, reps: int) -> dict:
   }
 
 
-def bench_host_pipeline(config, path: pathlib.Path, batches: int) -> dict:
+def bench_host_pipeline(config, path: pathlib.Path, batch_size: int, batches: int) -> dict:
   split = open_split(path, "train")
-  batch_size = config.pretrain.batch_size
   it = pipeline.train_iterator(
     split,
     global_batch_size=batch_size,
@@ -275,15 +281,26 @@ def bench_host_pipeline(config, path: pathlib.Path, batches: int) -> dict:
   }
 
 
+def load(stage: str):
+  """The config (the flag's, else the stage's official one), its name in file names, and its group."""
+  if _CONFIG.value is None:
+    spec, config = DEFAULT_CONFIGS[stage], config_lib.load_config(DEFAULT_CONFIGS[stage])
+  else:
+    spec, config = config_flags.get_config_filename(flags.FLAGS["config"]), _CONFIG.value
+  if stage == "stars":
+    config.stars.init = ""  # a random encoder: the step time does not depend on the weights
+  return config, config_name(spec), config.pretrain if stage == "mamp" else config.stars
+
+
 def main(argv) -> None:
   del argv
   device = jax.devices()[0]
   accel = jax.default_backend() in ("gpu", "tpu")
   batch = _BATCH.value or (128 if accel else 8)
   steps = max(1, _STEPS.value or (20 if accel else 3))
-  config = _CONFIG.value
-  name = config_name(config_flags.get_config_filename(flags.FLAGS["config"]))
-  config.pretrain.batch_size = batch
+  mamp = _STAGE.value == "mamp"
+  config, name, group = load(_STAGE.value)
+  group.batch_size = batch
   config.model.compute_dtype = _DTYPE.value
   config.model.attention_impl = _ATTN.value
   if _FSDP.value is not None:
@@ -293,7 +310,8 @@ def main(argv) -> None:
   execution = factory.execution(config)
   dtype, attention = execution.compute_dtype, execution.attention_impl
   logging.info(
-    "%d x %s (%s), batch %d, %s, attention %s, fsdp %s, remat %s",
+    "%s step: %d x %s (%s), batch %d, %s, attention %s, fsdp %s, remat %s",
+    _STAGE.value,
     jax.device_count(),
     device.device_kind,
     jax.default_backend(),
@@ -314,12 +332,12 @@ def main(argv) -> None:
     host = (
       None
       if _STEP_ONLY.value
-      else bench_host_pipeline(config, pathlib.Path(config.data.path), max(50, 4 * config.data.prefetch))
+      else bench_host_pipeline(config, pathlib.Path(config.data.path), batch, max(50, 4 * config.data.prefetch))
     )  # > prefetch buffer
 
-  analytic = flops.from_config(config, batch)
+  analytic = flops.from_config(config, batch) if mamp else None
   step_s = step["pipelined_step_s"]
-  achieved = analytic["train"] / step_s / 1e12
+  achieved = analytic["train"] / step_s / 1e12 if analytic else None
   xla_total = step["xla_cost_flops_per_device"] and step["xla_cost_flops_per_device"] * jax.device_count()
   peak = peak_tflops(device.device_kind, dtype)
   total_peak = peak * jax.device_count() if peak else None
@@ -328,9 +346,9 @@ def main(argv) -> None:
     "step_time_s": step_s,
     "tflops_per_s_analytic": achieved,
     "tflops_per_s_xla": xla_total / step_s / 1e12 if xla_total else None,
-    "xla_over_analytic_flops": xla_total / analytic["train"] if xla_total else None,
+    "xla_over_analytic_flops": xla_total / analytic["train"] if xla_total and analytic else None,
     "peak_tflops_per_device": peak,
-    "mfu": achieved / total_peak if total_peak else None,
+    "mfu": achieved / total_peak if total_peak and achieved else None,
   }
   if not _STEP_ONLY.value:
     figures["augmentation_fraction_of_step"] = aug["per_batch"]["median_s"] / step["step"]["median_s"]
@@ -338,8 +356,10 @@ def main(argv) -> None:
   memory = step["memory_analysis"]
   if memory:
     figures["step_temp_bytes_per_clip"] = memory["temp"] / (batch / jax.device_count())
+  model = config.model
   result = {
     "timestamp": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    "stage": _STAGE.value,
     "device_kind": device.device_kind,
     "platform": jax.default_backend(),
     "device_count": jax.device_count(),
@@ -352,36 +372,41 @@ def main(argv) -> None:
       "compute_dtype": dtype,
       "attention_impl": attention,
       "fsdp": config.sharding.fsdp,
-      "remat": config.model.remat,
+      "remat": model.remat,
       "steps": steps,
       "warmup": _WARMUP.value,
-      "model": config.model.to_dict(),
+      "model": model.to_dict(),
       "window": config.data.window,
-      "mask_ratio": config.pretrain.masking.mask_ratio,
-      "tokens": analytic["tokens"],
-      "visible_tokens": analytic["visible"],
+      "mask_ratio": config.pretrain.masking.mask_ratio if mamp else None,
+      "recipe": None if mamp else config.stars.recipe,
+      "tokens": config.data.window // model.t_patch * model.num_joints,
+      "visible_tokens": analytic["visible"] if analytic else None,
     },
     "figures": figures,
-    "flops_analytic": {k: analytic[k] for k in ("embed", "encoder", "decoder", "heads", "forward", "train")},
+    "flops_analytic": {k: analytic[k] for k in ("embed", "encoder", "decoder", "heads", "forward", "train")}
+    if analytic
+    else None,
     "train_step": step,
     "augmentation": aug,
     "host_pipeline": host,
-    "projection": projection(batch / step_s, analytic["train"] / batch, device.device_kind, dtype),
+    "projection": projection(batch / step_s, analytic["train"] / batch, device.device_kind, dtype) if mamp else None,
   }
-  name = "_".join([name, f"b{batch}", dtype] + ["remat"] * config.model.remat + [attention])
-  out = pathlib.Path(_OUT.value) if _OUT.value else RESULTS_DIR / f"pretrain_{slug(device.device_kind)}_{name}.json"
+  name = "_".join([name, f"b{batch}", dtype] + ["remat"] * model.remat + [attention])
+  prefix = "pretrain" if mamp else "tune"
+  out = pathlib.Path(_OUT.value) if _OUT.value else RESULTS_DIR / f"{prefix}_{slug(device.device_kind)}_{name}.json"
   out.parent.mkdir(parents=True, exist_ok=True)
   out.write_text(json.dumps(result, indent=2) + "\n")
   logging.info("wrote %s", out)
   mfu = f"{figures['mfu']:.1%}" if figures["mfu"] is not None else "n/a"
+  rate = f"{achieved:.2f} TFLOP/s" if achieved else f"{figures['tflops_per_s_xla'] or 0:.2f} TFLOP/s (XLA's count)"
   inputs = (
     ""
     if _STEP_ONLY.value
     else (f"; augment {aug['per_batch']['median_s'] * 1e3:.1f} ms/batch; host {host['clips_per_s']:.0f} clips/s")
   )
   print(
-    f"{device.device_kind} x{jax.device_count()} batch {batch} {dtype} {attention}: {step_s * 1e3:.1f} ms/step, "
-    f"{figures['clips_per_s']:.1f} clips/s, {achieved:.2f} TFLOP/s, MFU {mfu}{inputs}"
+    f"{_STAGE.value}: {device.device_kind} x{jax.device_count()} batch {batch} {dtype} {attention}: "
+    f"{step_s * 1e3:.1f} ms/step, {figures['clips_per_s']:.1f} clips/s, {rate}, MFU {mfu}{inputs}"
   )
 
 
