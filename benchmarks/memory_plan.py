@@ -26,6 +26,7 @@ from absl import app, flags
 from stars_jax import config_lib, sharding
 from stars_jax.data.npz import FRAME_WIDTH
 from stars_jax.models import factory
+from stars_jax.pipeline import steps as pipeline_steps
 from stars_jax.train import pretrain
 from stars_jax.train import state as state_lib
 
@@ -98,7 +99,7 @@ def main(argv) -> None:
     for spec in _CONFIGS.value:
       stem = config_name(spec)
       for remat in (r.lower() == "true" for r in _REMAT.value):
-        config = config_lib.load_config(str(ROOT / "configs" / spec))
+        config = pipeline_steps.stage_config(config_lib.load_config(str(ROOT / "configs" / spec)), "pretrain")
         config.data.path = data_path
         config.model.update(dict(remat=remat, compute_dtype=_DTYPE.value, attention_impl=_ATTN.value))
         execution = factory.execution(config)

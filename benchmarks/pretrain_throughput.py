@@ -32,6 +32,7 @@ from stars_jax import config_lib, sharding
 from stars_jax.data import pipeline, transforms
 from stars_jax.data.npz import FRAME_WIDTH, open_split
 from stars_jax.models import factory
+from stars_jax.pipeline import steps as pipeline_steps
 from stars_jax.train import flops, pretrain, tune
 from stars_jax.train import state as state_lib
 
@@ -287,6 +288,7 @@ def load(stage: str):
     spec, config = DEFAULT_CONFIGS[stage], config_lib.load_config(DEFAULT_CONFIGS[stage])
   else:
     spec, config = config_flags.get_config_filename(flags.FLAGS["config"]), _CONFIG.value
+  config = pipeline_steps.stage_config(config, "pretrain" if stage == "mamp" else "tune")  # a pipeline's step
   if stage == "stars":
     config.stars.init = ""  # a random encoder: the step time does not depend on the weights
   return config, config_name(spec), config.pretrain if stage == "mamp" else config.stars

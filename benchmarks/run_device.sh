@@ -43,13 +43,14 @@ if [ -n "$SMOKE" ]; then # seconds per stage on a CPU: the same commands at tiny
   B1=8 B2=16 PROBE=--small MIN=5 SLOW=4 # a shared 2-core CPU compiles these 4x slower than a GPU host
   SIZES="--config=configs/synthetic.py:tiny --steps=1 --warmup=0 --host_samples=16"
   PLAN="--configs=synthetic.py:tiny --batch_sizes=4,8"
-  JOB="--config=configs/synthetic.py:tiny --config.pretrain.epochs=2 --config.stars.epochs=1 --config.linear.epochs=1"
+  JOB="--config=configs/synthetic.py:tiny --config.steps.stage1.pretrain.epochs=2 --config.steps.stars.stars.epochs=1"
   TORCH="--batch 2 --steps 1 --warmup 0"
 else
   B1=128 B2=256 PROBE= MIN= SLOW=1
   SIZES="--steps=10 --warmup=2 --host_samples=256"
   PLAN="--configs=mamp.py:ntu60_xsub --batch_sizes=64,128"
-  JOB="--config=configs/synthetic.py --config.pretrain.epochs=4 --config.stars.epochs=1 --config.linear.epochs=1"
+  JOB="--config=configs/synthetic.py --config.steps.stage1.pretrain.epochs=4 --config.steps.stars.stars.epochs=1"
+  JOB="$JOB $(for e in stage1 stars random_init; do printf -- '--config.steps.linear_%s.linear.epochs=1 ' $e; done)"
   TORCH="--batch 32 --steps 5 --warmup 2"
 fi
 

@@ -112,6 +112,8 @@ def _checked_run(config, workdir: pathlib.Path) -> None:
     workdir.mkdir(parents=True, exist_ok=True)
   except (FileExistsError, NotADirectoryError):
     raise errors.BadInput(f"--workdir={workdir}: a file stands in its path; give a directory") from None
+  except OSError as e:  # not writable, a read-only file system, ...
+    raise errors.BadInput(f"--workdir={workdir}: cannot create it ({e.strerror or e})") from None
   logging.info("Devices: %s; job %s; workdir %s", jax.devices(), config.job, workdir)
   # Process 0 holds the workdir for the job (the other processes of a multi-host job share it).
   lock = workdir_lock.hold(workdir) if jax.process_index() == 0 else contextlib.nullcontext()

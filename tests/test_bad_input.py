@@ -88,6 +88,18 @@ def test_settings_are_refused_before_anything_runs(tmp_path):
     guards.check_group(group, "pretrain")
 
 
+def test_an_unwritable_workdir_is_refused_naming_it(tmp_path, monkeypatch):
+  """A workdir that cannot be created (no permission, a read-only file system) is one line naming it."""
+  config = _tiny(tmp_path)
+
+  def refuse(self, *args, **kwargs):
+    raise PermissionError(13, "Permission denied", str(self))
+
+  monkeypatch.setattr(pathlib.Path, "mkdir", refuse)
+  with pytest.raises(errors.BadInput, match=r"--workdir=.*run: cannot create it \(Permission denied\)"):
+    main_module._checked_run(config, tmp_path / "run")
+
+
 def test_a_missing_config_file_given_with_overrides_names_the_file():
   """Read "has no key 'pretrain.epochs'; the config has no keys" today."""
   problem = main_module.unknown_override(["--config=configs/nowhere.py", "--config.pretrain.epochs=1"])

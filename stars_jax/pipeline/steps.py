@@ -176,3 +176,14 @@ def job_config(config: ml_collections.ConfigDict, name: str) -> ml_collections.C
   """The job config the pipeline `config` runs as its step `name` (e.g. one stage of a multi-stage job, alone);
   its inputs point under the workdir '.'."""
   return next(s.config for s in resolve(config, ".") if s.name == name)
+
+
+def stage_config(config: ml_collections.ConfigDict, kind: str) -> ml_collections.ConfigDict:
+  """The job config of one training stage of `kind` ('pretrain', 'tune', ...): `config` itself, or for a pipeline
+  the job config of its first step of that kind (a benchmark timing one stage of a multi-stage job)."""
+  if config.job != "pipeline":
+    return config
+  name = next((n for n in config.pipeline.order if config.steps[n].kind == kind), None)
+  if name is None:
+    raise ValueError(f"pipeline.order={tuple(config.pipeline.order)} has no {kind} step")
+  return job_config(config, name)
