@@ -22,9 +22,7 @@ from typing import Any
 import jax
 import ml_collections
 
-from stars_jax.data import class_names, sources
 from stars_jax.evaluate import probe, report
-from stars_jax.models import factory
 from stars_jax.models.mamp import encoder_params
 from stars_jax.pipeline import job as pipeline_job
 from stars_jax.train import checkpoint, classify, linear_cached, pretrain, tune
@@ -32,30 +30,14 @@ from stars_jax.train import checkpoint, classify, linear_cached, pretrain, tune
 Job = Callable[[ml_collections.ConfigDict, pathlib.Path, jax.sharding.Mesh], dict[str, Any]]
 
 
-def _frozen_protocols(config: ml_collections.ConfigDict, named_params: dict[str, dict], mesh, plot_dir=None):
-  """Frozen-feature protocols (kNN, few-shot, clusters, logistic) of each named encoder."""
-  train_split = sources.open_split(config.data, "train")
-  return probe.probe(
-    factory.encoder(config),
-    named_params,
-    train_split,
-    sources.open_split(config.data, "test"),
-    config.data,
-    config.evaluate.batch_size,
-    mesh,
-    seed=config.seed,
-    plot_dir=plot_dir,
-    class_names=class_names.class_names(config.data, train_split.num_classes),
-  )
-
-
 def pretrain_job(config: ml_collections.ConfigDict, workdir: pathlib.Path, mesh) -> dict[str, Any]:
   """MAMP pretraining, then (if `evaluate.enabled`) frozen-feature checks of the encoder vs a random one."""
   stage1 = pretrain.train(config, workdir, mesh)
   results: dict[str, Any] = {"pretrain": stage1.summary}
   if config.evaluate.enabled:
-    named = {"stage1": encoder_params(jax.device_get(stage1.state.params))}
-    results.update(_frozen_protocols(config, {**named, "random_init": probe.random_encoder(config, mesh)}, mesh))
+    trained = encoder_params(jax.device_get(stage1.state.params))
+    named = {"stage1": trained, "random_init": probe.random_encoder(config, mesh)}
+    results.update(probe.probe_job(config, named, config.evaluate.batch_size, mesh))
   return results
 
 
@@ -73,7 +55,8 @@ def evaluate_job(config: ml_collections.ConfigDict, workdir: pathlib.Path, mesh)
   random_init = probe.random_encoder(config, mesh)  # also the restore target (structure, placement)
   named = {name: checkpoint.restore_params(path, random_init, f"evaluate.{name}") for name, path in paths.items()}
   named["random_init"] = random_init
-  results = _frozen_protocols(config, named, mesh, workdir / "plots" if config.evaluate.plots else None)
+  plot_dir = workdir / "plots" if config.evaluate.plots else None
+  results = probe.probe_job(config, named, config.evaluate.batch_size, mesh, plot_dir)
   logging.info("Report:\n%s", report.write_report(workdir, {**results, "config": config.to_dict()}))
   return results
 

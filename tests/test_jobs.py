@@ -6,7 +6,7 @@ import pathlib
 import jax
 import pytest
 
-from stars_jax import config_lib, sharding
+from stars_jax import config_lib, jobs, sharding
 from stars_jax import main as main_module
 from stars_jax.pipeline import job as pipeline_job
 
@@ -69,3 +69,12 @@ def test_ablation_tunes_each_objective_from_one_encoder_and_reports_them_side_by
   report = (tmp_path / "run" / "report.md").read_text()
   assert report.startswith("# Tuning objectives from one stage-1 encoder")
   assert "| protocol | stage1 | dino | random_init |" in report
+
+
+def test_a_pretrain_job_with_evaluation_probes_its_encoder_against_a_random_one(tiny_config, tmp_path):
+  config = tiny_config
+  config.pretrain.max_steps = 2
+  config.evaluate.update(dict(enabled=True, batch_size=8, plots=False))
+  results = jobs.JOBS["pretrain"](config, tmp_path / "run", sharding.make_mesh(jax.devices()[:1]))
+  assert results["pretrain"]["steps"] == 2
+  assert set(results["knn1"]) == {"stage1", "random_init"} and set(results["logistic"]) == {"stage1", "random_init"}

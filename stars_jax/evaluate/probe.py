@@ -20,6 +20,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
 
 from stars_jax import sharding
+from stars_jax.data import class_names, sources
 from stars_jax.data.npz import SkeletonSplit
 from stars_jax.evaluate import clusters, features, fewshot, knn, protocols
 from stars_jax.evaluate.knn import KNN_KS
@@ -132,3 +133,27 @@ def probe(
     for protocol, value in metrics.items():
       results.setdefault(protocol, {})[name] = value
   return results
+
+
+def probe_job(
+  config: ml_collections.ConfigDict,
+  named_params: dict[str, dict],
+  batch_size: int,
+  mesh: jax.sharding.Mesh,
+  plot_dir: pathlib.Path | None = None,
+) -> dict[str, dict[str, Any]]:
+  """`probe` of the named encoders on both splits of `config.data`, with the config's encoder, seed and class
+  names (what the evaluate job and a pipeline's probe step run)."""
+  train_split = sources.open_split(config.data, "train")
+  return probe(
+    factory.encoder(config),
+    named_params,
+    train_split,
+    sources.open_split(config.data, "test"),
+    config.data,
+    batch_size,
+    mesh,
+    seed=config.seed,
+    plot_dir=plot_dir,
+    class_names=class_names.class_names(config.data, train_split.num_classes),
+  )

@@ -8,7 +8,6 @@ from typing import Any
 import jax
 import numpy as np
 
-from stars_jax.data import class_names, sources
 from stars_jax.evaluate import curves, features, fewshot, knn, probe
 from stars_jax.models import factory
 from stars_jax.pipeline import estimate
@@ -82,19 +81,7 @@ def probe_step(step: Step, mesh: jax.sharding.Mesh, earlier: Mapping[str, Mappin
   of the input steps (`earlier`: step name -> metrics of the steps that ran before) under WORKDIR/<step>/plots."""
   c = step.config
   plot_dir = step.workdir / "plots" if c.frozen.plots else None
-  train_split = sources.open_split(c.data, "train")
-  results = probe.probe(
-    factory.encoder(c),
-    encoders(step, mesh),
-    train_split,
-    sources.open_split(c.data, "test"),
-    c.data,
-    c.frozen.batch_size,
-    mesh,
-    seed=c.seed,
-    plot_dir=plot_dir,
-    class_names=class_names.class_names(c.data, train_split.num_classes),
-  )
+  results = probe.probe_job(c, encoders(step, mesh), c.frozen.batch_size, mesh, plot_dir)
   if plot_dir is not None:
     trained = {s: earlier[s] for s in step.upstream if s in earlier}
     summaries = {s: m[key] for s, m in trained.items() for key in SUMMARIES.values() if key in m}
