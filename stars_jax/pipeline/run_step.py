@@ -102,8 +102,7 @@ def run(
   if step.kind == "tune":
     return {"stars": tune.train(c, wd, mesh).summary}
   if step.kind in ("linear", "finetune"):
-    init = encoders(step, mesh) if None in step.inputs.values() else {}  # the random encoder, as the probe's
-    init = next(iter(init.values()), None)
+    init = probe.random_encoder(c, mesh) if None in step.inputs.values() else None  # input `random`
     if step.kind == "linear" and c.linear.mode == "cached":
       return {"linear": linear_cached.train(c, c.linear.init if init is None else init, mesh)}
     return {step.kind: classify.train(c, wd, step.kind, mesh, init=init).summary}

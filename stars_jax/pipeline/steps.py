@@ -79,12 +79,11 @@ def available(step: Step, steps: dict[str, Step]) -> Step:
   """`step` reading, for each input that is a finished STARS step's `best/` without a checkpoint (its monitor
   never ran, e.g. a run cut short by `max_steps`: its selected state is its last one), that step's checkpoints/."""
   inputs = dict(step.inputs)
-  for encoder, source in step.sources.items():
-    path = inputs[encoder]
-    done = steps[source].results_path.is_file() if source in steps else True
-    if steps.get(source) and steps[source].kind == "tune" and path.name == OUTPUTS["tune"] and done:
-      if not checkpoint.has_checkpoint(path):
-        inputs[encoder] = path.parent / "checkpoints"
+  for encoder, name in step.sources.items():
+    source, path = steps.get(name), inputs[encoder]
+    finished = source is not None and source.kind == "tune" and source.results_path.is_file()
+    if finished and path == source.output and not checkpoint.has_checkpoint(path):
+      inputs[encoder] = source.workdir / "checkpoints"
   if inputs == step.inputs:
     return step
   config = ml_collections.ConfigDict(step.config.to_dict())
